@@ -1,0 +1,25 @@
+"""tickpub: fast, safe msgpack-numpy publishing to Redis pub/sub.
+
+The codec and the Redis connection are native (Rust, through PyO3); the publisher and
+subscriber classes keep the API of popoto's pub/sub mixins.
+"""
+
+from tickpub._native import (
+    ConnectionError,
+    DecodeError,
+    EncodeError,
+    MessageTooLargeError,
+    ServerError,
+    TickpubError,
+    __version__,
+)
+
+__all__ = [
+    "ConnectionError",
+    "DecodeError",
+    "EncodeError",
+    "MessageTooLargeError",
+    "ServerError",
+    "TickpubError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+//! Python objects to msgpack-numpy bytes.
+
+pub mod message;
