@@ -4,6 +4,7 @@ The codec and the Redis connection are native (Rust, through PyO3); the publishe
 subscriber classes keep the API of popoto's pub/sub mixins.
 """
 
+from tickpub._default import configure
 from tickpub._native import (
     ConnectionError,
     DecodeError,
@@ -13,13 +14,20 @@ from tickpub._native import (
     TickpubError,
     __version__,
 )
+from tickpub.publisher import Publisher, PublisherException
+from tickpub.subscriber import Subscriber, SubscriberException
 
 __all__ = [
     "ConnectionError",
     "DecodeError",
     "EncodeError",
     "MessageTooLargeError",
+    "Publisher",
+    "PublisherException",
     "ServerError",
+    "Subscriber",
+    "SubscriberException",
     "TickpubError",
     "__version__",
+    "configure",
 ]
