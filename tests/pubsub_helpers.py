@@ -106,5 +106,5 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
 
 def subscriber_count(client: redis.Redis, name: str) -> int:
     """How many connections the server has subscribed to channel ``name``."""
-    counts: list[tuple[bytes, int]] = client.pubsub_numsub(name)
+    counts: list[tuple[bytes | str, int]] = client.pubsub_numsub(name)
     return counts[0][1]

@@ -60,7 +60,7 @@ def popoto_db(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         client.close()
 
 
-class StockPrice(popoto.Model, tickpub.Publisher):
+class StockPrice(popoto.Model, tickpub.Publisher):  # type: ignore[misc]
     """popoto's documented example, with tickpub's Publisher."""
 
     symbol = popoto.KeyField()
@@ -87,7 +87,7 @@ def test_popoto_subscriber_decodes_a_tickpub_message(
     name = channel()
     received: list[tuple[str, Any]] = []
 
-    class PopotoListener(popoto.Subscriber):
+    class PopotoListener(popoto.Subscriber):  # type: ignore[misc]
         sub_channel_names: ClassVar[list[str]] = [name]
 
         def handle(self, channel: str, data: Any, *args: Any, **kwargs: Any) -> None:

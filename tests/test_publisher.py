@@ -176,7 +176,9 @@ def test_a_pipeline_sends_only_when_it_executes(
     publisher = Ticker(channel_name=name)
     with listening(redis_client, name, other) as listener:
         pipeline = redis_client.pipeline(transaction=True)
-        assert publisher.publish({"a": 1}, pipeline=pipeline) is pipeline
+        # redis-py's stubs say Pipeline.publish returns int; it returns the pipeline.
+        queued: object = publisher.publish({"a": 1}, pipeline=pipeline)
+        assert queued is pipeline
         assert publisher.publish({"b": 2}, channel_name=other, pipeline=pipeline)
         redis_client.publish(name, MARKER)
         assert listener.next() == (name, MARKER)
@@ -238,8 +240,18 @@ def test_connection_may_be_a_url_a_connection_or_a_redis_client(
 def test_a_redis_client_lends_its_db_and_credentials(
     server_factory: ServerFactory,
 ) -> None:
-    server = server_factory(extra_args=["--requirepass", "s3cret"])
-    client = redis.Redis(port=server.port, password="s3cret", db=3)
+    server = server_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "trader",
+        enabled=True,
+        passwords=["+s3cret"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all"],
+    )
+    admin.acl_setuser("default", enabled=False)
+    client = redis.Redis(port=server.port, username="trader", password="s3cret", db=3)
     name = channel()
     try:
         with listening(client, name) as listener:
@@ -247,10 +259,11 @@ def test_a_redis_client_lends_its_db_and_credentials(
             assert publisher.publish({"a": 1}) == 1
             assert listener.next() == (name, reference_packb({"a": 1}))
             publishing = [e for e in client.client_list() if e["cmd"] == "publish"]
-            assert [entry["db"] for entry in publishing] == ["3"]
+            assert [(e["db"], e["user"]) for e in publishing] == [("3", "trader")]
             assert "s3cret" not in publisher.publisher_connection().url
     finally:
         client.close()
+        admin.close()
 
 
 def test_configure_moves_the_default_connection(
@@ -346,11 +359,18 @@ def test_an_exception_in_a_batch_sends_nothing(
 ) -> None:
     name = channel()
     publisher = Ticker(channel_name=name)
-    with listening(redis_client, name) as listener:
-        with pytest.raises(KeyError), publisher.batch() as batch:
+    batches: list[PublishBatch] = []
+
+    def fail_in_a_batch() -> None:
+        with publisher.batch() as batch:
+            batches.append(batch)
             publisher.publish({"a": 1})
             raise KeyError("in the block")
-        assert batch.results == []
+
+    with listening(redis_client, name) as listener:
+        with pytest.raises(KeyError):
+            fail_in_a_batch()
+        assert batches[0].results == []
         redis_client.publish(name, MARKER)
         assert listener.next() == (name, MARKER)
         assert publisher.publish({"after": True}) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import threading
 from types import TracebackType
-from typing import Any, Protocol, TypeAlias, TypeVar, overload
+from typing import Any, Protocol, Self, TypeAlias, TypeVar, overload
 
 import redis
 
@@ -260,7 +260,7 @@ class PublishBatch:
         """Add a message to the queue (called by ``Publisher.publish``)."""
         self._queued.append((channel, data))
 
-    def __enter__(self) -> PublishBatch:
+    def __enter__(self) -> Self:
         if getattr(self.publisher, "_publisher_batch", None) is not None:
             raise PublisherException(
                 f"a batch is already open on this {type(self.publisher).__name__}"

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import redis
 import redis.client
@@ -44,14 +44,12 @@ class _PubSub(redis.client.PubSub):
 
     def __init__(self, connection_pool: redis.ConnectionPool, owner: Subscriber):
         self._owner = owner
-        self._connected_before = False
         super().__init__(connection_pool)
 
     def on_connect(self, connection: redis.connection.AbstractConnection) -> None:
         super().on_connect(connection)
-        if self._connected_before:
+        if self._owner._subscribed:
             self._owner._reconnected()
-        self._connected_before = True
 
 
 class Subscriber:
@@ -119,6 +117,7 @@ class Subscriber:
         self._pending: deque[dict[str, Any]] = deque()
         self._lost_at: float | None = None
         self._failures = 0
+        self._subscribed = False
         self.pubsub: redis.client.PubSub = _PubSub(self._client.connection_pool, self)
         self._subscribe()
 
@@ -146,6 +145,7 @@ class Subscriber:
                 f"{type(self).__name__}: the server did not confirm the "
                 f"subscriptions within {_SUBSCRIBE_TIMEOUT} s"
             )
+        self._subscribed = True
         logger.debug(
             "%s subscribed to channels %s and patterns %s",
             type(self).__name__,
@@ -243,7 +243,7 @@ class Subscriber:
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> Subscriber:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -303,7 +303,7 @@ class Subscriber:
         gap = 0.0 if self._lost_at is None else time.monotonic() - self._lost_at
         self._lost_at = None
         logger.warning(
-            "%s reconnected and subscribed again after %.1f s without a "
+            "%s reconnected and subscribed again after %.2f s without a "
             "connection; messages published in that time were not received",
             type(self).__name__,
             gap,
