@@ -279,6 +279,12 @@ def test_subscriber_options_and_cooperative_init(
     with Labelled("y", connection=redis_client):
         assert subscriber_count(redis_client, name) == 1
 
+    class Misnamed(tickpub.Subscriber):
+        sub_channel_names: ClassVar[str] = name
+
+    with pytest.raises(TypeError, match="lists of names"):
+        Misnamed(url=redis_url)
+
     decoding = redis.Redis.from_url(redis_url, decode_responses=True)
     with pytest.raises(ValueError, match="decode_responses"):
         Labelled("z", connection=decoding)

@@ -250,10 +250,16 @@ class PublishBatch:
             channel_name: The channel instead of the publisher's.
 
         Raises:
-            PublisherException: The batch is not open, or there is no channel.
+            PublisherException: The batch is not open, is used from another
+                thread than the one that opened it, or there is no channel.
         """
         if getattr(self.publisher, "_publisher_batch", None) is not self:
             raise PublisherException("this batch is not open: use it in a with block")
+        if self.thread != threading.get_ident():
+            raise PublisherException(
+                "a batch collects the publishes of the thread that opened it; "
+                "publish from this thread directly or open a batch here"
+            )
         self.publisher.publish(data, channel_name)
 
     def queue(self, channel: str | bytes, data: object) -> None:

@@ -61,7 +61,10 @@ class Subscriber:
     :meth:`run`.
 
     A message that is not valid msgpack-numpy, or that holds a pickled array,
-    is logged at WARNING on the ``tickpub`` logger and discarded. After a lost
+    is logged at WARNING on the ``tickpub`` logger and discarded. Unlike popoto,
+    an exception raised by ``pre_handle`` or ``handle`` always becomes a
+    :class:`SubscriberException`, a ``KeyError`` included (popoto logs a
+    ``KeyError`` as a malformed message and goes on). After a lost
     connection the subscriber reconnects and subscribes again on its next read
     and logs the gap at WARNING; messages published during the gap are lost,
     as pub/sub does not keep them.
@@ -99,6 +102,8 @@ class Subscriber:
 
         Raises:
             ValueError: ``connection`` decodes responses to str.
+            TypeError: ``sub_channel_names`` or ``sub_channel_patterns`` is a
+                single string instead of a list.
             redis.ConnectionError: The server cannot be reached.
         """
         super().__init__(*args, **kwargs)
@@ -122,6 +127,12 @@ class Subscriber:
         self._subscribe()
 
     def _subscribe(self) -> None:
+        for names in (self.sub_channel_names, self.sub_channel_patterns):
+            if isinstance(names, str | bytes):
+                raise TypeError(
+                    f"{type(self).__name__}: sub_channel_names and "
+                    f"sub_channel_patterns are lists of names, not {names!r}"
+                )
         channels = list(dict.fromkeys(self.sub_channel_names))
         patterns = list(dict.fromkeys(self.sub_channel_patterns))
         if channels:
