@@ -403,3 +403,21 @@ def test_other_threads_publish_directly_during_a_batch(
         thread.join()
         assert counts == [1]
         assert listener.next() == (name, reference_packb({"thread": True}))
+
+
+def test_a_batch_refuses_publishes_from_another_thread(default_server: str) -> None:
+    publisher = Ticker(channel_name=channel())
+    errors: list[Exception] = []
+
+    def publish_on(batch: PublishBatch) -> None:
+        try:
+            batch.publish({"a": 1})
+        except tickpub.PublisherException as error:
+            errors.append(error)
+
+    with publisher.batch() as batch:
+        thread = threading.Thread(target=publish_on, args=(batch,))
+        thread.start()
+        thread.join()
+    assert "thread that opened it" in str(errors[0])
+    assert batch.results == []
