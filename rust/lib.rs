@@ -9,6 +9,7 @@
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
+pub mod numpy;
 
 use pyo3::prelude::*;
 
@@ -18,5 +19,6 @@ use pyo3::prelude::*;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
+    module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
     Ok(())
 }
