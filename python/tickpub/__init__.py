@@ -12,6 +12,7 @@ from tickpub._native import (
     ServerError,
     TickpubError,
     __version__,
+    unpackb,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "ServerError",
     "TickpubError",
     "__version__",
+    "unpackb",
 ]
