@@ -55,12 +55,18 @@ impl<'a, 'py> Input<'a, 'py> {
                 self.view.get_or_init(|| view)
             }
         };
-        let slice = PySlice::new(self.object.py(), span.start as isize, span.end() as isize, 1);
+        let slice = PySlice::new(
+            self.object.py(),
+            span.start as isize,
+            span.end() as isize,
+            1,
+        );
         view.get_item(slice)
     }
 }
 
 fn readonly_byte_view<'py>(object: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let view = PyMemoryView::from(object)?;
-    view.call_method1("cast", ("B",))?.call_method0("toreadonly")
+    view.call_method1("cast", ("B",))?
+        .call_method0("toreadonly")
 }

@@ -313,8 +313,13 @@ mod tests {
         assert!(matches!(err.kind, ReadErrorKind::TooManyItems { .. }));
 
         // Two pairs need at least four bytes.
-        let err = Reader::new(&[0x82, 0xc0, 0xc0, 0xc0]).next_token().unwrap_err();
-        assert!(matches!(err.kind, ReadErrorKind::TooManyItems { what: "map", .. }));
+        let err = Reader::new(&[0x82, 0xc0, 0xc0, 0xc0])
+            .next_token()
+            .unwrap_err();
+        assert!(matches!(
+            err.kind,
+            ReadErrorKind::TooManyItems { what: "map", .. }
+        ));
 
         let huge_ext = [0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01];
         let err = Reader::new(&huge_ext).next_token().unwrap_err();
