@@ -6,6 +6,7 @@
 //! socket and TLS layer; `connection` is the `Connection` class. This file only
 //! registers the module.
 
+pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
@@ -20,5 +21,6 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
+    decode::register(module)?;
     Ok(())
 }

@@ -13,6 +13,7 @@ from tickpub._native import (
     TickpubError,
     __version__,
     packb,
+    unpackb,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "TickpubError",
     "__version__",
     "packb",
+    "unpackb",
 ]
