@@ -4,9 +4,9 @@ accepts, a clear EncodeError for everything it rejects."""
 from __future__ import annotations
 
 import datetime
-import string
 import enum
 import gc
+import string
 import subprocess
 import sys
 import textwrap
@@ -270,8 +270,11 @@ FIELD_NAMES = st.text(alphabet=string.ascii_letters + "_ ", min_size=1, max_size
 def structured_dtypes(
     fields: st.SearchStrategy[np.dtype[Any]],
 ) -> st.SearchStrategy[np.dtype[Any]]:
-    """Structured dtypes, some fields with subarray shapes. Field names avoid ':',
-    which the reference cannot export (see test_field_names_the_reference_cannot_export)."""
+    """Structured dtypes, some fields with subarray shapes.
+
+    Field names avoid ':', which the reference cannot export; a separate test covers
+    those names.
+    """
 
     @st.composite
     def build(draw: st.DrawFn) -> np.dtype[Any]:

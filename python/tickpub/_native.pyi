@@ -67,6 +67,8 @@ def packb(obj: object, /) -> bytes:
     Raises:
         EncodeError: a value cannot be encoded; the message and ``path`` name it,
             e.g. ``data['frames'][3]: cannot encode datetime.datetime``.
+    """
+
 def unpackb(
     data: bytes | bytearray | memoryview,
     *,
