@@ -29,6 +29,7 @@ pub struct Encoder<'py> {
     pub out: Encoded,
     numpy: Option<&'static Numpy>,
     msgpack_types: Option<&'static super::MsgpackTypes>,
+    ascii_layout: Option<usize>,
 }
 
 impl<'py> Encoder<'py> {
@@ -38,6 +39,7 @@ impl<'py> Encoder<'py> {
             out,
             numpy: None,
             msgpack_types: None,
+            ascii_layout: raw::ascii_layout(py),
         }
     }
 
@@ -161,7 +163,7 @@ impl<'py> Encoder<'py> {
     }
 
     fn string(&mut self, text: &Bound<'py, PyString>) -> Result<(), Failure> {
-        let value = text.to_str().map_err(|err| {
+        let value = raw::str_utf8(text, self.ascii_layout).map_err(|err| {
             Failure::python(
                 "cannot encode str: it is not valid UTF-8 (lone surrogates)",
                 err,
@@ -170,7 +172,9 @@ impl<'py> Encoder<'py> {
         if value.len() > write::MAX_LEN {
             return Err(Failure::new("str longer than msgpack's 4 GiB limit"));
         }
-        write::str(self.buf(), value);
+        let out = self.out.buf();
+        write::str_header(out, value.len());
+        out.extend_from_slice(value);
         Ok(())
     }
 

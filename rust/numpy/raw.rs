@@ -11,6 +11,7 @@ use std::ffi::{c_char, c_int};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// The leading fields of numpy's `PyArrayObject_fields`.
@@ -331,4 +332,95 @@ pub fn for_each_item<'py, E>(
         visit(&key, &value)?;
         visited += 1;
     }
+}
+
+/// Where CPython stores the characters of a compact ASCII `str`, if this interpreter's
+/// layout matches the documented one (`PyASCIIObject`: header, length, hash, state
+/// bits, then the characters). Found and verified once.
+static ASCII_LAYOUT: PyOnceLock<Option<usize>> = PyOnceLock::new();
+
+const STATE_OFFSET: usize = 32;
+const LENGTH_OFFSET: usize = 16;
+/// `compact` and `ascii` bits of `PyASCIIObject.state`.
+const COMPACT_ASCII: u32 = 0b110_0000;
+const KIND_MASK: u32 = 0b1_1100;
+const KIND_1BYTE: u32 = 0b0_0100;
+
+/// The offset of the characters in a compact ASCII str, or None when this interpreter
+/// does not match the layout (tickpub then asks CPython for the UTF-8 every time).
+pub fn ascii_layout(py: Python<'_>) -> Option<usize> {
+    *ASCII_LAYOUT.get_or_init(py, || probe_ascii_layout(py).ok().flatten())
+}
+
+fn probe_ascii_layout(py: Python<'_>) -> PyResult<Option<usize>> {
+    // `sys.getsizeof("")` is the struct size plus the terminating NUL.
+    let empty_size: usize = py
+        .import("sys")?
+        .call_method1("getsizeof", ("",))?
+        .extract()?;
+    let Some(offset) = empty_size.checked_sub(1) else {
+        return Ok(None);
+    };
+    if offset < STATE_OFFSET + 4 {
+        return Ok(None);
+    }
+    for sample in ["", "a", "tickpub", "0123456789abcdefghijklmnopqrstuvwxyz"] {
+        let text = PyString::new(py, sample);
+        // The object holds `offset` bytes of struct plus the characters and a NUL, so
+        // every read below is inside it.
+        let ptr = text.as_ptr().cast::<u8>();
+        // SAFETY: the state and length fields lie inside the struct (offset >= 36).
+        let (state, length) = unsafe {
+            (
+                ptr.add(STATE_OFFSET).cast::<u32>().read_unaligned(),
+                ptr.add(LENGTH_OFFSET).cast::<isize>().read_unaligned(),
+            )
+        };
+        if state & COMPACT_ASCII != COMPACT_ASCII
+            || state & KIND_MASK != KIND_1BYTE
+            || length != sample.len() as isize
+        {
+            return Ok(None);
+        }
+        // SAFETY: `sys.getsizeof` reported a struct of `offset` bytes followed by the
+        // characters, so `sample.len()` bytes at `offset` are inside the object.
+        let chars = unsafe { std::slice::from_raw_parts(ptr.add(offset), sample.len()) };
+        if chars != sample.as_bytes() {
+            return Ok(None);
+        }
+    }
+    for sample in ["é", "日本", "\u{1f600}"] {
+        let text = PyString::new(py, sample);
+        // SAFETY: the state field lies inside the struct, which every str has.
+        let state = unsafe {
+            text.as_ptr()
+                .cast::<u8>()
+                .add(STATE_OFFSET)
+                .cast::<u32>()
+                .read_unaligned()
+        };
+        if state & COMPACT_ASCII == COMPACT_ASCII {
+            return Ok(None);
+        }
+    }
+    Ok(Some(offset))
+}
+
+/// The UTF-8 bytes of `text`: read in place for compact ASCII strings when the layout
+/// was verified, otherwise from `PyUnicode_AsUTF8AndSize`.
+pub fn str_utf8<'a>(text: &'a Bound<'_, PyString>, layout: Option<usize>) -> PyResult<&'a [u8]> {
+    if let Some(offset) = layout {
+        let ptr = text.as_ptr().cast::<u8>();
+        // SAFETY: every str starts with `PyASCIIObject`, whose state bits and length
+        // `probe_ascii_layout` located on this interpreter.
+        let state = unsafe { ptr.add(STATE_OFFSET).cast::<u32>().read_unaligned() };
+        if state & COMPACT_ASCII == COMPACT_ASCII {
+            // SAFETY: as above, for the length field.
+            let length = unsafe { ptr.add(LENGTH_OFFSET).cast::<isize>().read_unaligned() };
+            // SAFETY: a compact ASCII str stores its `length` one-byte characters right
+            // after the struct, at the verified offset; ASCII is valid UTF-8.
+            return Ok(unsafe { std::slice::from_raw_parts(ptr.add(offset), length as usize) });
+        }
+    }
+    text.to_str().map(str::as_bytes)
 }
