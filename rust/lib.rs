@@ -6,9 +6,11 @@
 //! socket and TLS layer; `connection` is the `Connection` class. This file only
 //! registers the module.
 
+pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
+pub mod numpy;
 
 use pyo3::prelude::*;
 
@@ -18,5 +20,7 @@ use pyo3::prelude::*;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
+    module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
+    decode::register(module)?;
     Ok(())
 }

@@ -13,6 +13,8 @@ from tickpub._native import (
     ServerError,
     TickpubError,
     __version__,
+    packb,
+    unpackb,
 )
 from tickpub.publisher import Publisher, PublisherException
 from tickpub.subscriber import Subscriber, SubscriberException
@@ -30,4 +32,6 @@ __all__ = [
     "TickpubError",
     "__version__",
     "configure",
+    "packb",
+    "unpackb",
 ]
