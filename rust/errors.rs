@@ -158,7 +158,7 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
         let server = new_class(
             py,
             "ServerError",
-            &[base_bound.clone()],
+            std::slice::from_ref(&base_bound),
             "The server answered a command with an error reply; the message is the \
              server's text and `code` its first word (e.g. 'NOPERM').",
         )?;

@@ -6,9 +6,12 @@
 //! socket and TLS layer; `connection` is the `Connection` class. This file only
 //! registers the module.
 
+pub mod connection;
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
+pub mod net;
+pub mod resp;
 
 use pyo3::prelude::*;
 
@@ -18,5 +21,6 @@ use pyo3::prelude::*;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
+    connection::register(module)?;
     Ok(())
 }

@@ -5,6 +5,7 @@ subscriber classes keep the API of popoto's pub/sub mixins.
 """
 
 from tickpub._native import (
+    Connection,
     ConnectionError,
     DecodeError,
     EncodeError,
@@ -12,9 +13,11 @@ from tickpub._native import (
     ServerError,
     TickpubError,
     __version__,
+    connect,
 )
 
 __all__ = [
+    "Connection",
     "ConnectionError",
     "DecodeError",
     "EncodeError",
@@ -22,4 +25,5 @@ __all__ = [
     "ServerError",
     "TickpubError",
     "__version__",
+    "connect",
 ]

@@ -125,7 +125,11 @@ impl Encoded {
 
     /// Copies the bytes into `out`, which must be exactly [`Encoded::len`] long.
     pub fn copy_into(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), self.len, "copy_into needs a buffer of exactly len()");
+        assert_eq!(
+            out.len(),
+            self.len,
+            "copy_into needs a buffer of exactly len()"
+        );
         let mut at = 0;
         for slice in self.slices() {
             out[at..at + slice.len()].copy_from_slice(slice);
