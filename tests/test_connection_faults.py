@@ -109,9 +109,9 @@ def test_client_kill_fails_the_call_in_flight_then_reconnects(
     admin = redis.Redis.from_url(server.url)
     with Subscriber(server.url, "k") as sub:
         assert conn.publish_bytes("k", b"before") == 1
-        admin.client_kill_filter(_id=next(
-            c["id"] for c in admin.client_list() if c["name"] == name
-        ))
+        admin.client_kill_filter(
+            _id=next(c["id"] for c in admin.client_list() if c["name"] == name)
+        )
         with pytest.raises(tickpub.ConnectionError) as info:
             conn.publish_bytes("k", b"lost")
         assert info.value.kind == "dropped"
@@ -139,7 +139,8 @@ def test_wrong_password_is_an_auth_error_without_the_password(
 
     with tickpub.connect(url, password=SECRET) as conn:
         assert conn.ping()
-        assert SECRET not in repr(conn) and SECRET not in conn.url
+        assert SECRET not in repr(conn)
+        assert SECRET not in conn.url
         assert ":***@" in conn.url
 
 
@@ -172,7 +173,11 @@ def test_acl_refusing_publish_is_a_server_error(server_factory: ServerFactory) -
     server = server_factory()
     admin = redis.Redis.from_url(server.url)
     admin.acl_setuser(
-        "reader", enabled=True, passwords=["+pw"], channels=["allowed"], commands=["+@all"]
+        "reader",
+        enabled=True,
+        passwords=["+pw"],
+        channels=["allowed"],
+        commands=["+@all"],
     )
     admin.close()
     with tickpub.connect(server.url, username="reader", password="pw") as conn:

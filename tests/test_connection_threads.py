@@ -44,7 +44,9 @@ def test_threads_sharing_one_connection_never_interleave_frames(
             failures.append(err)
 
     with Subscriber(server.url, "shared") as sub:
-        workers = [threading.Thread(target=publisher, args=(t,)) for t in range(THREADS)]
+        workers = [
+            threading.Thread(target=publisher, args=(t,)) for t in range(THREADS)
+        ]
         for worker in workers:
             worker.start()
         received = sub.receive(THREADS * PER_THREAD, timeout=120)
@@ -94,7 +96,8 @@ def test_forked_child_opens_its_own_connection(redis_url: str) -> None:
 
         assert report[0] == "1"
         ids = report[1:]
-        assert len(ids) == 2 and parent_id in ids
+        assert len(ids) == 2
+        assert parent_id in ids
         assert conn.publish_bytes(channel, b"parent-2") == 1
         assert sub.receive(3) == [b"parent-1", b"child", b"parent-2"]
     assert conn.stats()["reconnects"] == 0

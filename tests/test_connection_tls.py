@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +29,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def tls_server(server_factory: ServerFactory, tmp_path: Path) -> Iterator[TlsServer]:
+def tls_server(server_factory: ServerFactory, tmp_path: Path) -> TlsServer:
     ca = trustme.CA()
     server_cert = ca.issue_cert("127.0.0.1", "localhost")
     client_cert = ca.issue_cert("tickpub-client")
-    ca_file, cert_file, key_file = (tmp_path / n for n in ("ca.pem", "srv.pem", "key.pem"))
+    ca_file, cert_file, key_file = (
+        tmp_path / n for n in ("ca.pem", "srv.pem", "key.pem")
+    )
     ca.cert_pem.write_to_path(str(ca_file))
     server_cert.cert_chain_pems[0].write_to_path(str(cert_file))
     server_cert.private_key_pem.write_to_path(str(key_file))
@@ -42,22 +43,21 @@ def tls_server(server_factory: ServerFactory, tmp_path: Path) -> Iterator[TlsSer
     client_cert.private_key_and_cert_chain_pem.write_to_path(str(client_file))
 
     port = free_port()
+    tls_args = {
+        "--tls-port": str(port),
+        "--tls-cert-file": str(cert_file),
+        "--tls-key-file": str(key_file),
+        "--tls-ca-cert-file": str(ca_file),
+        "--tls-auth-clients": "optional",
+    }
     try:
-        server_factory(
-            extra_args=[
-                "--tls-port", str(port),
-                "--tls-cert-file", str(cert_file),
-                "--tls-key-file", str(key_file),
-                "--tls-ca-cert-file", str(ca_file),
-                "--tls-auth-clients", "optional",
-            ]  # fmt: skip
-        )
+        server_factory(extra_args=[arg for pair in tls_args.items() for arg in pair])
     except ServerStartError as err:
         pytest.skip(
             "the server binary was built without TLS support; set REDIS_SERVER_BIN "
             f"to a redis-server with TLS (e.g. Debian's) to run this test ({err})"
         )
-    yield TlsServer(f"rediss://127.0.0.1:{port}/0", ca_file, client_file)
+    return TlsServer(f"rediss://127.0.0.1:{port}/0", ca_file, client_file)
 
 
 def test_tls_publish_with_verified_certificate(tls_server: TlsServer) -> None:
@@ -83,7 +83,9 @@ def test_tls_unknown_ca_is_refused_unless_verification_is_off(
         assert conn.ping()
 
 
-def test_tls_ca_file_that_does_not_exist_is_a_config_error(tls_server: TlsServer) -> None:
+def test_tls_ca_file_that_does_not_exist_is_a_config_error(
+    tls_server: TlsServer,
+) -> None:
     with pytest.raises(tickpub.ConnectionError) as info:
         tickpub.connect(tls_server.url, ssl_ca_certs="/nonexistent/ca.pem")
     assert info.value.kind == "config"

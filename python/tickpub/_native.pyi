@@ -5,7 +5,7 @@ import builtins
 import os
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Literal
+from typing import Literal, final
 
 __version__: str
 
@@ -47,6 +47,7 @@ class ServerError(TickpubError):
 class MessageTooLargeError(TickpubError, ValueError):
     """The message exceeds the server's ``proto-max-bulk-len``; nothing was sent."""
 
+@final
 class Connection:
     """A connection to one Redis or Valkey server, made by :func:`connect`.
 
