@@ -33,7 +33,6 @@ FRAME = {"frame": np.random.default_rng(0).random(2 * 1024 * 1024)}  # 16 MiB fl
 FRAME_MB = FRAME["frame"].nbytes / 1e6
 BATCH = 1000
 CHANNEL = "bench"
-HAS_ENCODER = hasattr(tickpub, "packb")
 
 _means: dict[str, float] = {}
 
@@ -76,10 +75,6 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
         if fast in _means and slow in _means:
             ratio = _means[slow] / _means[fast]
             lines.append(f"  {label}: {ratio:.2f}x (goal >= {goal}x)")
-    if not HAS_ENCODER:
-        lines.append(
-            "  (no native encoder in this build: tickpub timings include msgpack)"
-        )
     if reporter is not None:
         for line in lines:
             reporter.write_line(line)
@@ -107,11 +102,7 @@ def test_tick_popoto(benchmark: Any, client: redis.Redis) -> None:
 
 
 def test_tick_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    if HAS_ENCODER:
-        run(benchmark, "tick-tickpub", "tick", lambda: conn.publish(CHANNEL, TICK))
-    else:
-        fn = lambda: conn.publish_bytes(CHANNEL, popoto_packb(TICK))  # noqa: E731
-        run(benchmark, "tick-tickpub", "tick", fn)
+    run(benchmark, "tick-tickpub", "tick", lambda: conn.publish(CHANNEL, TICK))
 
 
 def test_batch_pipeline(benchmark: Any, client: redis.Redis) -> None:
@@ -145,16 +136,9 @@ def test_batch_raw_socket(benchmark: Any, url: str) -> None:
 
 
 def test_batch_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    if HAS_ENCODER:
-        ticks = [TICK] * BATCH
-        run(
-            benchmark,
-            "batch-tickpub",
-            "batch",
-            lambda: conn.publish_many(CHANNEL, ticks),
-        )
-    else:
-        pytest.skip("publish_many needs the native encoder")
+    ticks = [TICK] * BATCH
+    fn = lambda: conn.publish_many(CHANNEL, ticks)  # noqa: E731
+    run(benchmark, "batch-tickpub", "batch", fn, units=BATCH)
 
 
 def test_frame_popoto(benchmark: Any, client: redis.Redis) -> None:
@@ -163,10 +147,7 @@ def test_frame_popoto(benchmark: Any, client: redis.Redis) -> None:
 
 
 def test_frame_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    if HAS_ENCODER:
-        fn = lambda: conn.publish(CHANNEL, FRAME)  # noqa: E731
-    else:
-        fn = lambda: conn.publish_bytes(CHANNEL, popoto_packb(FRAME))  # noqa: E731
+    fn = lambda: conn.publish(CHANNEL, FRAME)  # noqa: E731
     run(benchmark, "frame-tickpub", "frame-16MiB", fn, units=FRAME_MB)
 
 
@@ -178,22 +159,11 @@ PEAK_RSS_SCRIPT = textwrap.dedent(
 
     conn = tickpub.connect(sys.argv[1])
     frame = {"frame": np.random.default_rng(0).random(2 * 1024 * 1024)}
-    payload = None
-    if not hasattr(tickpub, "packb"):
-        import msgpack, msgpack_numpy
-        payload = msgpack.packb(frame, default=msgpack_numpy.encode)
-
-    def publish():
-        if payload is None:
-            conn.publish("bench", frame)
-        else:
-            conn.publish_bytes("bench", payload)
-
     for _ in range(3):
-        publish()
+        conn.publish("bench", frame)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(10):
-        publish()
+        conn.publish("bench", frame)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(after - before)
     """

@@ -48,8 +48,13 @@ impl ConnErrorKind {
 /// Every failure tickpub reports to Python.
 #[derive(Debug)]
 pub enum Error {
-    /// A value cannot be encoded; `path` names it from the root (`data['frames'][3]`).
-    Encode { path: String, message: String },
+    /// A value cannot be encoded; `path` names it from the root (`data['frames'][3]`),
+    /// and `cause` is the Python exception that made it fail, if any.
+    Encode {
+        path: String,
+        message: String,
+        cause: Option<PyErr>,
+    },
     /// Bytes that are not a message tickpub will decode.
     Decode(String),
     /// The transport failed. `retry_safe` is true when no byte of the failed command
@@ -70,7 +75,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Encode { path, message } => write!(f, "{path}: {message}"),
+            Self::Encode { path, message, .. } => write!(f, "{path}: {message}"),
             Self::Decode(message) | Self::Server(message) => f.write_str(message),
             Self::Connection { message, .. } => f.write_str(message),
             Self::TooLarge { size, limit } => write!(
@@ -218,9 +223,11 @@ impl Error {
         };
         let text = self.to_string();
         match self {
-            Self::Encode { path, .. } => {
+            Self::Encode { path, cause, .. } => {
                 let path = PyString::new(py, &path).into_any();
-                instantiate(py, &c.encode, text, &[("path", path)])
+                let err = instantiate(py, &c.encode, text, &[("path", path)]);
+                err.set_cause(py, cause);
+                err
             }
             Self::Decode(_) => instantiate(py, &c.decode, text, &[]),
             Self::Connection {

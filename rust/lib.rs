@@ -11,6 +11,7 @@ pub mod encode;
 pub mod errors;
 pub mod msgpack;
 pub mod net;
+pub mod numpy;
 pub mod resp;
 
 use pyo3::prelude::*;
@@ -21,6 +22,7 @@ use pyo3::prelude::*;
 fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
+    module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
     connection::register(module)?;
     Ok(())
 }

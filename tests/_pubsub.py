@@ -12,9 +12,7 @@ class Subscriber:
 
     def __init__(self, url: str, channel: str, *, sharded: bool = False) -> None:
         self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub(  # type: ignore[no-untyped-call]
-            ignore_subscribe_messages=True
-        )
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         self.sharded = sharded
         if sharded:
             self.pubsub.ssubscribe(channel)

@@ -60,7 +60,10 @@ def server_factory() -> Iterator[ServerFactory]:
     started: list[RedisServer] = []
 
     def start(
-        *, unix_socket: bool = False, port: int | None = None, extra_args: Sequence[str] = ()
+        *,
+        unix_socket: bool = False,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> RedisServer:
         server = start_server(unix_socket=unix_socket, port=port, extra_args=extra_args)
         started.append(server)

@@ -15,10 +15,6 @@ import tickpub
 from tests._pubsub import Subscriber
 from tests.conftest import ServerFactory
 
-requires_encoder = pytest.mark.skipif(
-    not hasattr(tickpub, "packb"), reason="the native encoder is not in this build"
-)
-
 
 def reference(data: object) -> bytes:
     """popoto's encoding: msgpack with msgpack_numpy's hook."""
@@ -82,18 +78,27 @@ def test_stats_count_confirmed_messages_and_bytes(
     assert stats == {"messages": 2, "bytes": 5005, "errors": 0, "reconnects": 0}
 
 
+def test_publish_many_large_messages_cross_chunk_boundaries(
+    conn: tickpub.Connection, redis_url: str, channel: str
+) -> None:
+    # 1.2 MB each: three chunks of at most 4 MiB, and within the server's output
+    # buffer limit for a subscriber that reads only afterwards.
+    messages = [{"i": i, "a": np.full(150_000, i, dtype=np.float64)} for i in range(8)]
+    with Subscriber(redis_url, channel) as sub:
+        assert conn.publish_many(channel, iter(messages)) == [1] * 8
+        received = sub.receive(8)
+    assert received == [reference(m) for m in messages]
+
+
 def test_publish_many_pipelines_and_returns_each_count(
     conn: tickpub.Connection, redis_url: str, channel: str
 ) -> None:
     messages = [{"seq": i, "price": 100.0 + i} for i in range(2500)]
     with Subscriber(redis_url, channel) as sub:
-        if hasattr(tickpub, "packb"):
-            counts = conn.publish_many(channel, messages)
-        else:
-            counts = [conn.publish_bytes(channel, reference(m)) for m in messages]
+        counts = conn.publish_many(channel, messages)
         assert counts == [1] * len(messages)
         received = sub.receive(len(messages))
-    assert [msgpack.unpackb(r) for r in received] == messages
+    assert received == [reference(m) for m in messages]
     assert conn.publish_many(channel, []) == []
 
 
@@ -107,9 +112,8 @@ def test_spublish_reaches_a_shard_subscriber(
         return
     with Subscriber(redis_url, channel, sharded=True) as sub:
         data = {"symbol": "AAPL", "bid": np.arange(4, dtype=np.float32)}
-        if hasattr(tickpub, "packb"):
-            assert conn.spublish(channel, data) == 1
-            assert sub.receive(1) == [reference(data)]
+        assert conn.spublish(channel, data) == 1
+        assert sub.receive(1) == [reference(data)]
 
 
 def test_ping_url_and_repr(redis_url: str) -> None:
@@ -204,7 +208,6 @@ def test_unix_socket(server_factory: ServerFactory) -> None:
         assert conn.url.endswith("?db=2")
 
 
-@requires_encoder
 def test_publish_sends_the_reference_encoding(
     conn: tickpub.Connection, redis_url: str, channel: str
 ) -> None:
@@ -224,7 +227,6 @@ def test_publish_sends_the_reference_encoding(
     )
 
 
-@requires_encoder
 def test_encode_error_sends_nothing_and_leaves_connection_usable(
     conn: tickpub.Connection, redis_url: str, channel: str
 ) -> None:

@@ -196,12 +196,11 @@ def test_message_larger_than_proto_max_bulk_len_is_refused_before_sending(
     with Subscriber(server.url, "big") as sub:
         with pytest.raises(tickpub.MessageTooLargeError, match="proto-max-bulk-len"):
             conn.publish_bytes("big", b"\0" * (2 * 1024 * 1024))
-        if hasattr(tickpub, "packb"):
-            frame = np.zeros(2 * 1024 * 1024 // 8, dtype=np.float64)
-            with pytest.raises(tickpub.MessageTooLargeError):
-                conn.publish("big", {"frame": frame})
-            with pytest.raises(tickpub.MessageTooLargeError):
-                conn.publish_many("big", [{"small": 1}, {"frame": frame}])
+        frame = np.zeros(2 * 1024 * 1024 // 8, dtype=np.float64)
+        with pytest.raises(tickpub.MessageTooLargeError):
+            conn.publish("big", {"frame": frame})
+        with pytest.raises(tickpub.MessageTooLargeError):
+            conn.publish_many("big", [{"small": 1}, {"frame": frame}])
         assert conn.publish_bytes("big", b"fits") == 1
         assert sub.receive(2, timeout=1) == [b"fits"]
     assert conn.stats()["reconnects"] == 0

@@ -70,7 +70,9 @@ def test_bad_redis_server_bin_is_reported(monkeypatch: pytest.MonkeyPatch) -> No
         find_server_binary()
 
 
-def test_redis_url_is_used_without_starting_anything(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_redis_url_is_used_without_starting_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("REDIS_SERVER_BIN", "/nonexistent/redis-server")
     with redis_server() as url:
@@ -110,7 +112,9 @@ def test_stopped_server_is_gone_and_its_directory_removed(
     assert not os.path.exists(workdir)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only"
+)
 def test_server_dies_with_a_sigkilled_parent(server_factory: ServerFactory) -> None:
     script = textwrap.dedent(
         """

@@ -14,6 +14,7 @@ from tickpub._native import (
     TickpubError,
     __version__,
     connect,
+    packb,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "TickpubError",
     "__version__",
     "connect",
+    "packb",
 ]

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fast msgpack-numpy publishing to Redis pub/sub.",
     )
     parser.add_argument("--version", action="version", version=f"tickpub {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     server = commands.add_parser(
         "server",
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a private Redis-compatible server on loopback (persistence "
         "off), print its URL, and run until interrupted.",
     )
-    server.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
+    server.add_argument(
+        "--port", type=int, default=None, help="TCP port (default: a free one)"
+    )
     server.add_argument(
         "--unix-socket", action="store_true", help="also listen on a unix socket"
     )

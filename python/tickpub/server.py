@@ -288,7 +288,9 @@ def _start_once(
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            stderr = (
+                process.stderr.read().decode(errors="replace") if process.stderr else ""
+            )
             log = server.log()
             server.stop()
             raise ServerStartError(

@@ -6,7 +6,6 @@
 //! the lifecycle messages.
 
 mod batch;
-mod encoder;
 mod link;
 mod log;
 mod options;
@@ -100,7 +99,7 @@ fn channel_bytes(channel: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 fn encode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
-    encoder::encode(data).map_err(|err| err.into_pyerr(py))
+    crate::encode::encode(data).map_err(|err| err.into_pyerr(py))
 }
 
 impl Connection {
@@ -233,7 +232,8 @@ impl Connection {
             )));
         };
         let data = bytes.as_bytes();
-        let mut message = Encoded::with_capacity(data.len().min(BORROW_THRESHOLD));
+        let mut message =
+            Encoded::with_buffer(Vec::with_capacity(data.len().min(BORROW_THRESHOLD)));
         if data.len() < BORROW_THRESHOLD {
             message.buf().extend_from_slice(data);
         } else {

@@ -40,21 +40,32 @@ pub struct Encoded {
 // contract as any buffer consumer that releases the GIL).
 unsafe impl Send for Encoded {}
 
+// SAFETY: shared access only reads the bytes (`slices`, `copy_into`); the reasoning
+// for `Send` applies unchanged.
+unsafe impl Sync for Encoded {}
+
 impl Default for Encoded {
     fn default() -> Self {
-        Self::with_capacity(64)
+        Self::with_buffer(Vec::with_capacity(64))
     }
 }
 
 impl Encoded {
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// A message that writes into `buf` (cleared first), so callers can reuse one.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         Self {
-            buf: Vec::with_capacity(capacity),
+            buf,
             spans: Vec::new(),
             open: 0,
             len: 0,
             owners: Vec::new(),
         }
+    }
+
+    /// Gives the owned buffer back for reuse.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// The buffer the encoder appends headers and small values to.
@@ -87,9 +98,15 @@ impl Encoded {
         }
     }
 
-    /// Ends encoding; call once, after the last value.
+    /// Ends encoding; call once, after the last value. A message without borrowed
+    /// data keeps no spans: it is all of `buf`.
     pub fn finish(mut self) -> Self {
-        self.close_owned();
+        if self.spans.is_empty() {
+            self.len = self.buf.len();
+            self.open = self.buf.len();
+        } else {
+            self.close_owned();
+        }
         self
     }
 
@@ -102,20 +119,31 @@ impl Encoded {
         self.len == 0
     }
 
+    /// The whole message, when it is one owned slice (no borrowed array data).
+    pub fn as_single_slice(&self) -> Option<&[u8]> {
+        self.spans.is_empty().then_some(&self.buf[..])
+    }
+
     /// How many slices [`Encoded::slices`] yields.
     pub fn slice_count(&self) -> usize {
-        self.spans.len()
+        if self.spans.is_empty() {
+            usize::from(!self.buf.is_empty())
+        } else {
+            self.spans.len()
+        }
     }
 
     /// The msgpack bytes, in order, as slices.
     pub fn slices(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.spans.iter().map(move |span| match *span {
+        let whole = (self.spans.is_empty() && !self.buf.is_empty()).then_some(&self.buf[..]);
+        let spans = self.spans.iter().map(move |span| match *span {
             Span::Owned { start, end } => &self.buf[start..end],
             // SAFETY: `push_borrowed`'s contract: the memory is valid while the owner,
             // held in `self.owners`, is alive, and `self` is borrowed for the slice's
             // lifetime.
             Span::Borrowed { ptr, len } => unsafe { std::slice::from_raw_parts(ptr, len) },
-        })
+        });
+        whole.into_iter().chain(spans)
     }
 
     /// Appends the slices as `IoSlice`s, for a vectored write.

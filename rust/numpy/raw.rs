@@ -1,0 +1,334 @@
+//! Every raw-pointer access tickpub makes to numpy and CPython memory.
+//!
+//! numpy publishes the layout of its array object (`PyArrayObject_fields`) and of its
+//! scalar objects (`PyObject_HEAD` followed by the value) in its public headers; both
+//! have been stable since numpy 1.7 and are unchanged in numpy 2. tickpub checks them
+//! against numpy's own answers once, when it first meets numpy (see
+//! [`super::Numpy::load`]), and reads them directly afterwards, which avoids creating
+//! a buffer export or a Python object per array or scalar.
+
+use std::ffi::{c_char, c_int};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// The leading fields of numpy's `PyArrayObject_fields`.
+#[repr(C)]
+struct ArrayFields {
+    ob_base: ffi::PyObject,
+    data: *mut c_char,
+    nd: c_int,
+    dimensions: *mut ffi::Py_ssize_t,
+    strides: *mut ffi::Py_ssize_t,
+    base: *mut ffi::PyObject,
+    descr: *mut ffi::PyObject,
+    flags: c_int,
+}
+
+/// numpy's `NPY_ARRAY_C_CONTIGUOUS` flag.
+const C_CONTIGUOUS: c_int = 0x0001;
+
+/// Shape, strides and data of an array, borrowed from the array object.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrayRaw<'a> {
+    pub data: *const u8,
+    pub shape: &'a [isize],
+    pub strides: &'a [isize],
+    pub descr: *mut ffi::PyObject,
+    pub c_contiguous: bool,
+}
+
+/// Reads the layout fields of a numpy array.
+///
+/// # Safety
+///
+/// `array` must be an instance of `numpy.ndarray` (or a subclass), and the layout check
+/// in `Numpy::load` must have passed. The returned slices borrow the array's shape and
+/// strides, which numpy never reallocates while the array is alive.
+pub unsafe fn array_raw<'a>(array: &'a Bound<'_, PyAny>) -> ArrayRaw<'a> {
+    let fields = array.as_ptr().cast::<ArrayFields>();
+    // SAFETY: the caller guarantees `array` is an ndarray, whose object starts with
+    // `PyArrayObject_fields`; the GIL is held, so the fields are not being changed.
+    let (data, nd, dims, strides, descr, flags) = unsafe {
+        (
+            (*fields).data,
+            (*fields).nd,
+            (*fields).dimensions,
+            (*fields).strides,
+            (*fields).descr,
+            (*fields).flags,
+        )
+    };
+    let nd = usize::try_from(nd).unwrap_or(0);
+    let (shape, strides) = if nd == 0 {
+        (&[][..], &[][..])
+    } else {
+        // SAFETY: numpy allocates `nd` dimensions and `nd` strides for an array of `nd`
+        // dimensions; they live as long as the array, which `'a` borrows.
+        unsafe {
+            (
+                std::slice::from_raw_parts(dims.cast_const(), nd),
+                std::slice::from_raw_parts(strides.cast_const(), nd),
+            )
+        }
+    };
+    ArrayRaw {
+        data: data.cast_const().cast::<u8>(),
+        shape,
+        strides,
+        descr,
+        c_contiguous: flags & C_CONTIGUOUS != 0,
+    }
+}
+
+/// The bytes of a C-contiguous array's data.
+///
+/// # Safety
+///
+/// `raw` must come from [`array_raw`] on an array that is C-contiguous and holds
+/// `nbytes` bytes of data, and the array must stay alive, and unmodified by other
+/// threads, for `'a`.
+pub unsafe fn contiguous_bytes<'a>(raw: &ArrayRaw<'a>, nbytes: usize) -> &'a [u8] {
+    if nbytes == 0 {
+        return &[];
+    }
+    // SAFETY: a C-contiguous array of `nbytes` bytes starts at `data` (the caller's
+    // contract), and numpy keeps that memory alive as long as the array.
+    unsafe { std::slice::from_raw_parts(raw.data, nbytes) }
+}
+
+/// Copies an array of any layout into `out` in C order.
+///
+/// # Safety
+///
+/// `raw` must come from [`array_raw`] on a live array whose elements are `itemsize`
+/// bytes, and `out` must hold exactly `itemsize * product(shape)` bytes.
+pub unsafe fn gather_c_order(raw: &ArrayRaw<'_>, itemsize: usize, out: &mut [u8]) {
+    if out.is_empty() {
+        return;
+    }
+    let mut written = 0;
+    // SAFETY: forwarded from the caller; `gather_dim` only visits offsets numpy
+    // guarantees are inside the array's memory (index < shape[d] along every axis).
+    unsafe {
+        gather_dim(
+            raw.data,
+            raw.shape,
+            raw.strides,
+            itemsize,
+            out,
+            &mut written,
+        )
+    };
+    debug_assert_eq!(written, out.len());
+}
+
+/// # Safety
+///
+/// `base` plus any in-bounds combination of `shape` and `strides` must be readable
+/// for `itemsize` bytes, and `out[*written..]` must have room for the elements.
+unsafe fn gather_dim(
+    base: *const u8,
+    shape: &[isize],
+    strides: &[isize],
+    itemsize: usize,
+    out: &mut [u8],
+    written: &mut usize,
+) {
+    let Some((&len, rest_shape)) = shape.split_first() else {
+        // SAFETY: `base` addresses one element of `itemsize` bytes (caller's contract).
+        let element = unsafe { std::slice::from_raw_parts(base, itemsize) };
+        out[*written..*written + itemsize].copy_from_slice(element);
+        *written += itemsize;
+        return;
+    };
+    let stride = strides[0];
+    let rest_strides = &strides[1..];
+    if rest_shape.is_empty() && stride == itemsize as isize {
+        // The innermost axis is contiguous: copy it in one go.
+        let run = len as usize * itemsize;
+        // SAFETY: `len` consecutive elements of `itemsize` bytes start at `base`.
+        let row = unsafe { std::slice::from_raw_parts(base, run) };
+        out[*written..*written + run].copy_from_slice(row);
+        *written += run;
+        return;
+    }
+    for index in 0..len {
+        // SAFETY: `index < shape[0]`, so the offset stays inside the array's memory;
+        // `wrapping_offset` tolerates the negative strides of reversed views.
+        unsafe {
+            let element = base.wrapping_offset(index * stride);
+            gather_dim(element, rest_shape, rest_strides, itemsize, out, written);
+        }
+    }
+}
+
+/// The value bytes of a numpy scalar of a builtin numeric type.
+///
+/// # Safety
+///
+/// `scalar`'s exact type must be one of the builtin scalar types for which `Numpy::load`
+/// verified that `itemsize` value bytes follow the object header.
+pub unsafe fn scalar_value<'a>(scalar: &'a Bound<'_, PyAny>, itemsize: usize) -> &'a [u8] {
+    let header = std::mem::size_of::<ffi::PyObject>();
+    // SAFETY: numpy's scalar objects are `PyObject_HEAD` followed by the value
+    // (`arrayscalars.h`); the load-time check confirmed it for this type, and the
+    // object is alive for `'a`.
+    unsafe { std::slice::from_raw_parts(scalar.as_ptr().cast::<u8>().add(header), itemsize) }
+}
+
+/// Allocates an uninitialised `bytes` object of `len` bytes and lets `fill` write all
+/// of it. Unlike `PyBytes::new_with`, the buffer is not zeroed first, which matters
+/// for multi-megabyte messages.
+pub fn bytes_filled_by<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("message too large"))?;
+    // SAFETY: a null source asks CPython for an uninitialised buffer of `size` bytes;
+    // the result is a new reference or null with an exception set.
+    let object = unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), size) };
+    // SAFETY: `object` is a new reference or null, as `from_owned_ptr_or_err` expects.
+    let bytes = unsafe { Bound::from_owned_ptr_or_err(py, object)? };
+    // SAFETY: `bytes` was just created, so nothing else can see it; its buffer holds
+    // `len` bytes (plus CPython's trailing NUL). `fill` initialises every byte before
+    // the object is returned to Python.
+    let buffer = unsafe {
+        let data = ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+        std::slice::from_raw_parts_mut(data, len)
+    };
+    fill(buffer);
+    Ok(bytes.cast_into::<pyo3::types::PyBytes>()?)
+}
+
+/// A contiguous buffer export (`PyBUF_SIMPLE`) of an object such as a `memoryview`,
+/// released on drop.
+pub struct SimpleBuffer {
+    view: ffi::Py_buffer,
+}
+
+impl std::fmt::Debug for SimpleBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleBuffer")
+            .field("len", &self.view.len)
+            .finish()
+    }
+}
+
+impl SimpleBuffer {
+    pub fn get(object: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+        // SAFETY: `view` is writable storage for one Py_buffer; on success CPython
+        // fills it and we release it exactly once, in `Drop`.
+        let status = unsafe {
+            ffi::PyObject_GetBuffer(object.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE)
+        };
+        if status != 0 {
+            return Err(PyErr::fetch(object.py()));
+        }
+        // SAFETY: `PyObject_GetBuffer` returned 0, so it initialised the view.
+        let view = unsafe { view.assume_init() };
+        Ok(Self { view })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = usize::try_from(self.view.len).unwrap_or(0);
+        if len == 0 || self.view.buf.is_null() {
+            return &[];
+        }
+        // SAFETY: a PyBUF_SIMPLE export is `len` contiguous bytes at `buf`, valid until
+        // the export is released in `Drop`.
+        unsafe { std::slice::from_raw_parts(self.view.buf.cast::<u8>(), len) }
+    }
+}
+
+impl Drop for SimpleBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the view was filled by a successful `PyObject_GetBuffer` and is
+        // released only here. `SimpleBuffer` is dropped with the GIL held: it never
+        // leaves the encoder, which runs under the GIL.
+        unsafe { ffi::PyBuffer_Release(&mut self.view) };
+    }
+}
+
+/// An object of one of the exact builtin types the encoder handles first, already
+/// cast, or `Other`.
+#[derive(Debug, Clone, Copy)]
+pub enum Exact<'a, 'py> {
+    Str(&'a Bound<'py, PyString>),
+    Int(&'a Bound<'py, PyInt>),
+    Float(&'a Bound<'py, PyFloat>),
+    None,
+    Bool(bool),
+    Dict(&'a Bound<'py, PyDict>),
+    List(&'a Bound<'py, PyList>),
+    Tuple(&'a Bound<'py, PyTuple>),
+    Bytes(&'a Bound<'py, PyBytes>),
+    Other,
+}
+
+/// Classifies `obj` by comparing its type pointer with the builtin types'; cheaper
+/// than a chain of checked casts, which matters for small messages.
+pub fn exact<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Exact<'a, 'py> {
+    let ty = obj.get_type_ptr();
+    // SAFETY: each cast below follows a comparison showing that the object's type
+    // pointer equals the builtin type's, so the object is exactly of that type.
+    unsafe {
+        if ty == &raw mut ffi::PyUnicode_Type {
+            Exact::Str(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyLong_Type {
+            Exact::Int(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyFloat_Type {
+            Exact::Float(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyDict_Type {
+            Exact::Dict(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyList_Type {
+            Exact::List(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyBool_Type {
+            Exact::Bool(obj.as_ptr() == ffi::Py_True())
+        } else if ty == &raw mut ffi::PyTuple_Type {
+            Exact::Tuple(obj.cast_unchecked())
+        } else if ty == &raw mut ffi::PyBytes_Type {
+            Exact::Bytes(obj.cast_unchecked())
+        } else if obj.is_none() {
+            Exact::None
+        } else {
+            Exact::Other
+        }
+    }
+}
+
+/// Calls `visit` on each `(key, value)` of an exact `dict` through `PyDict_Next`,
+/// holding a strong reference to each while it is visited. Returns how many pairs
+/// were visited, so the caller can detect a dict that changed size.
+pub fn for_each_item<'py, E>(
+    dict: &Bound<'py, PyDict>,
+    mut visit: impl FnMut(&Bound<'py, PyAny>, &Bound<'py, PyAny>) -> Result<(), E>,
+) -> Result<usize, E> {
+    let py = dict.py();
+    let mut position: ffi::Py_ssize_t = 0;
+    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut visited = 0;
+    loop {
+        // SAFETY: `dict` is a dict and the GIL is held; PyDict_Next stays in bounds even
+        // if the dict changed since the last call.
+        let more = unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut position, &mut key, &mut value) };
+        if more == 0 {
+            return Ok(visited);
+        }
+        // SAFETY: PyDict_Next returned borrowed, non-null references; `from_borrowed_ptr`
+        // takes strong references, so code run by `visit` cannot free them.
+        let (key, value) = unsafe {
+            (
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, value),
+            )
+        };
+        visit(&key, &value)?;
+        visited += 1;
+    }
+}
