@@ -7,6 +7,7 @@
 //! registers the module.
 
 pub mod connection;
+pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
@@ -23,6 +24,7 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
+    decode::register(module)?;
     connection::register(module)?;
     Ok(())
 }

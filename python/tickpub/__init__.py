@@ -15,6 +15,7 @@ from tickpub._native import (
     __version__,
     connect,
     packb,
+    unpackb,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "__version__",
     "connect",
     "packb",
+    "unpackb",
 ]

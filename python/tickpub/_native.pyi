@@ -5,7 +5,7 @@ import builtins
 import os
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Literal, final
+from typing import Any, Literal, final
 
 __version__: str
 
@@ -264,4 +264,38 @@ def packb(obj: object, /) -> bytes:
     Raises:
         EncodeError: a value cannot be encoded; the message and ``path`` name it,
             e.g. ``data['frames'][3]: cannot encode datetime.datetime``.
+    """
+
+def unpackb(
+    data: bytes | bytearray | memoryview,
+    *,
+    copy: bool = False,
+    strict_map_key: bool = True,
+) -> Any:
+    """Decode one msgpack-numpy message, as ``msgpack_numpy.unpackb`` would.
+
+    Maps written by msgpack-numpy become numpy arrays, numpy scalars and complex
+    numbers; msgpack arrays become lists, str stays str, bin becomes bytes, ext
+    types become ``msgpack.ExtType`` and ext -1 ``msgpack.Timestamp``. Object
+    arrays are refused, never unpickled.
+
+    Args:
+        data: the whole message. ``bytes`` is parsed in place; other buffers are
+            copied once for parsing, but arrays still view the buffer itself.
+        copy: False (the default) returns arrays as read-only views of ``data``,
+            which keep ``data`` alive (and a ``bytearray`` from being resized) for
+            as long as they live. True returns writable arrays with their own memory.
+        strict_map_key: True (msgpack's default) accepts only str and bytes map
+            keys; False accepts any hashable key.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        DecodeError: the bytes are not exactly one msgpack object (truncated,
+            malformed, trailing bytes, nested deeper than 1024), a map key is not
+            allowed, or a msgpack-numpy map is invalid or would hold Python objects
+            (a pickled object array, or a dtype with object fields).
+        TypeError: ``data`` does not support the buffer protocol, or is not
+            C-contiguous.
     """

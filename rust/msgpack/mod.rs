@@ -4,4 +4,5 @@
 //! the reference packer chooses them; `read` walks a buffer with every length checked
 //! against the bytes that remain.
 
+pub mod read;
 pub mod write;
