@@ -5,6 +5,7 @@ subscriber classes keep the API of popoto's pub/sub mixins.
 """
 
 from tickpub._native import (
+    Connection,
     ConnectionError,
     DecodeError,
     EncodeError,
@@ -12,11 +13,13 @@ from tickpub._native import (
     ServerError,
     TickpubError,
     __version__,
+    connect,
     packb,
     unpackb,
 )
 
 __all__ = [
+    "Connection",
     "ConnectionError",
     "DecodeError",
     "EncodeError",
@@ -24,6 +27,7 @@ __all__ = [
     "ServerError",
     "TickpubError",
     "__version__",
+    "connect",
     "packb",
     "unpackb",
 ]
