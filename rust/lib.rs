@@ -6,11 +6,14 @@
 //! socket and TLS layer; `connection` is the `Connection` class. This file only
 //! registers the module.
 
+pub mod connection;
 pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod msgpack;
+pub mod net;
 pub mod numpy;
+pub mod resp;
 
 use pyo3::prelude::*;
 
@@ -22,5 +25,6 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_function(wrap_pyfunction!(encode::packb, module)?)?;
     decode::register(module)?;
+    connection::register(module)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ subscriber classes keep the API of popoto's pub/sub mixins.
 
 from tickpub._default import configure
 from tickpub._native import (
+    Connection,
     ConnectionError,
     DecodeError,
     EncodeError,
@@ -13,6 +14,7 @@ from tickpub._native import (
     ServerError,
     TickpubError,
     __version__,
+    connect,
     packb,
     unpackb,
 )
@@ -20,6 +22,7 @@ from tickpub.publisher import Publisher, PublisherException
 from tickpub.subscriber import Subscriber, SubscriberException
 
 __all__ = [
+    "Connection",
     "ConnectionError",
     "DecodeError",
     "EncodeError",
@@ -32,6 +35,7 @@ __all__ = [
     "TickpubError",
     "__version__",
     "configure",
+    "connect",
     "packb",
     "unpackb",
 ]
