@@ -225,9 +225,13 @@ class PublishBatch:
         - When the block raises, nothing is sent, the queue is discarded and the
           exception propagates.
         - When the block ends normally, each channel's messages go out with one
-          ``publish_many``, channels in the order of their first publish. If
-          sending fails the exception propagates: the channels before the failing
-          one were sent, and ``results`` stays empty.
+          ``publish_many``, channels in the order of their first publish.
+        - If sending fails (an encode error, a lost connection) the exception
+          propagates and ``results`` stays empty. The channels before the
+          failing one were sent; of the failing channel, an encode error sent
+          nothing, and a connection error sent the chunks the server confirmed
+          (see ``Connection.publish_many``). A batch on one channel is therefore
+          all or nothing for encode errors; a batch on several channels is not.
 
     Attributes:
         results: The subscriber count of every queued publish, in publish order,
