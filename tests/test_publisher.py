@@ -421,3 +421,24 @@ def test_a_batch_refuses_publishes_from_another_thread(default_server: str) -> N
         thread.join()
     assert "thread that opened it" in str(errors[0])
     assert batch.results == []
+
+
+def test_an_encode_error_at_the_end_of_a_one_channel_batch_sends_nothing(
+    default_server: str, redis_client: redis.Redis
+) -> None:
+    name = channel()
+    publisher = Ticker(channel_name=name)
+    batches: list[PublishBatch] = []
+
+    def batch_with_a_bad_value() -> None:
+        with publisher.batch() as batch:
+            batches.append(batch)
+            publisher.publish({"good": 1})
+            publisher.publish({"bad": object()})
+
+    with listening(redis_client, name) as listener:
+        with pytest.raises(tickpub.EncodeError, match="bad"):
+            batch_with_a_bad_value()
+        assert batches[0].results == []
+        redis_client.publish(name, MARKER)
+        assert listener.next() == (name, MARKER)
