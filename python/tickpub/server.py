@@ -41,6 +41,7 @@ __all__ = [
 
 _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT = 15.0
+_MAX_SOCKET_PATH = 100
 
 
 class ServerNotFoundError(RuntimeError):
@@ -132,12 +133,14 @@ class RedisServer:
         port: int,
         unix_socket: str | None,
         workdir: tempfile.TemporaryDirectory[str],
+        socket_dir: tempfile.TemporaryDirectory[str] | None = None,
     ) -> None:
         self.process = process
         self.binary = binary
         self.port = port
         self.unix_socket = unix_socket
         self._workdir = workdir
+        self._socket_dir = socket_dir
         self.url = f"redis://127.0.0.1:{port}/0"
 
     @property
@@ -156,12 +159,14 @@ class RedisServer:
         return self._workdir.name
 
     def log(self) -> str:
-        """The server's log so far, for error messages."""
-        path = Path(self._workdir.name) / "server.log"
-        try:
-            return path.read_text(errors="replace")
-        except OSError:
-            return ""
+        """The server's output and log so far, for error messages."""
+        text = []
+        for name in ("server.out", "server.log"):
+            with contextlib.suppress(OSError):
+                text.append(
+                    (Path(self._workdir.name) / name).read_text(errors="replace")
+                )
+        return "".join(text)
 
     def stop(self) -> None:
         """Stop the server and remove its directory. Safe to call twice."""
@@ -175,6 +180,8 @@ class RedisServer:
                 self.process.wait()
         with contextlib.suppress(OSError):
             self._workdir.cleanup()
+            if self._socket_dir is not None:
+                self._socket_dir.cleanup()
 
     def __enter__(self) -> RedisServer:
         return self
@@ -197,21 +204,18 @@ def _stop_all() -> None:
 
 
 def _ping(port: int, unix_socket: str | None) -> bool:
-    try:
-        if unix_socket is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(0.5)
-            sock.connect(unix_socket)
-        else:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=0.5)
-    except OSError:
-        return False
-    with sock:
+    """True once the server answers: PONG, or NOAUTH from one that wants a password."""
+    family = socket.AF_UNIX if unix_socket is not None else socket.AF_INET
+    address: str | tuple[str, int] = unix_socket or ("127.0.0.1", port)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
         try:
+            sock.connect(address)
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            reply = sock.recv(64)
         except OSError:
             return False
+    return reply.startswith((b"+PONG", b"-NOAUTH"))
 
 
 def start_server(
@@ -255,6 +259,11 @@ def _start_once(
 ) -> RedisServer:
     workdir = tempfile.TemporaryDirectory(prefix="tickpub-server-")
     socket_path = os.path.join(workdir.name, "redis.sock") if unix_socket else None
+    socket_dir: tempfile.TemporaryDirectory[str] | None = None
+    if socket_path is not None and len(socket_path.encode()) > _MAX_SOCKET_PATH:
+        # Unix socket paths are limited to about 100 bytes; a deep TMPDIR exceeds it.
+        socket_dir = tempfile.TemporaryDirectory(prefix="tickpub-", dir="/tmp")
+        socket_path = os.path.join(socket_dir.name, "redis.sock")
     args = [
         binary,
         "--port", str(port),
@@ -276,26 +285,25 @@ def _start_once(
         def preexec() -> None:
             _die_with_parent(parent)
 
-    process = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=preexec,
-        cwd=workdir.name,
-    )
-    server = RedisServer(process, binary, port, socket_path, workdir)
+    # Output before the log file opens (bad options, say) goes to server.out.
+    with open(os.path.join(workdir.name, "server.out"), "wb") as output:
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
+            cwd=workdir.name,
+        )
+    server = RedisServer(process, binary, port, socket_path, workdir, socket_dir)
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stderr = (
-                process.stderr.read().decode(errors="replace") if process.stderr else ""
-            )
             log = server.log()
             server.stop()
             raise ServerStartError(
                 f"{binary} exited with status {process.returncode} on port {port}: "
-                f"{(stderr + log).strip()[-2000:]}"
+                f"{log.strip()[-2000:]}"
             )
         if _ping(port, socket_path):
             _RUNNING.add(server)
