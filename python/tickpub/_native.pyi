@@ -7,6 +7,20 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, final
 
+__all__ = [
+    "Connection",
+    "ConnectionError",
+    "DecodeError",
+    "EncodeError",
+    "MessageTooLargeError",
+    "ServerError",
+    "TickpubError",
+    "__version__",
+    "connect",
+    "packb",
+    "unpackb",
+]
+
 __version__: str
 
 class TickpubError(Exception):
