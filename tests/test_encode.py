@@ -478,3 +478,29 @@ def test_encoding_a_large_array_repeatedly_keeps_memory_flat() -> None:
     growth_kib = int(result.stdout)
     # 3000 leaked copies would be 3 GiB; allow for allocator noise only.
     assert growth_kib < 8 * 1024
+
+
+def test_containers_changed_by_code_run_while_encoding_raise_cleanly() -> None:
+    # A dict subclass's items() runs Python code in the middle of encoding its parent;
+    # here that code empties the parent, freeing values not yet encoded. The encoder
+    # must notice the change and raise, never read a freed object.
+    class Clearing(dict[str, Any]):
+        def __init__(self, victim: Any) -> None:
+            super().__init__(k=1)
+            self.victim = victim
+
+        def items(self) -> Any:
+            self.victim.clear()
+            return super().items()
+
+    parent: dict[str, Any] = {}
+    parent["first"] = Clearing(parent)
+    parent["".join(["se", "cond"])] = "".join(["fresh ", "string"]) * 3
+    with pytest.raises(tickpub.EncodeError, match="changed size"):
+        tickpub.packb(parent)
+
+    items: list[Any] = []
+    items.extend([Clearing(items), "".join(["fresh ", "string"]) * 3, 2.5 * 3])
+    with pytest.raises(tickpub.EncodeError, match="changed size") as info:
+        tickpub.packb({"list": items})
+    assert info.value.path == "data['list']"

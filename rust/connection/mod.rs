@@ -243,7 +243,8 @@ impl Connection {
                 message.push_borrowed(bytes.clone().into_any().unbind(), data.as_ptr(), data.len())
             };
         }
-        self.send_one(py, b"PUBLISH", channel, message.finish())
+        message.finish();
+        self.send_one(py, b"PUBLISH", channel, message)
     }
 
     /// Sends PING; returns True when the server answers PONG.

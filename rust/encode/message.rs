@@ -100,14 +100,13 @@ impl Encoded {
 
     /// Ends encoding; call once, after the last value. A message without borrowed
     /// data keeps no spans: it is all of `buf`.
-    pub fn finish(mut self) -> Self {
+    pub fn finish(&mut self) {
         if self.spans.is_empty() {
             self.len = self.buf.len();
             self.open = self.buf.len();
         } else {
             self.close_owned();
         }
-        self
     }
 
     /// Total size of the msgpack bytes.
@@ -180,7 +179,7 @@ mod tests {
     fn owned_bytes_form_one_slice() {
         let mut message = Encoded::default();
         message.buf().extend_from_slice(b"\x81\xa1a\x01");
-        let message = message.finish();
+        message.finish();
         assert_eq!(message.len(), 4);
         assert_eq!(message.slice_count(), 1);
         assert_eq!(message.to_vec(), b"\x81\xa1a\x01");
@@ -188,7 +187,8 @@ mod tests {
 
     #[test]
     fn empty_message_has_no_slices() {
-        let message = Encoded::default().finish();
+        let mut message = Encoded::default();
+        message.finish();
         assert!(message.is_empty());
         assert_eq!(message.slices().count(), 0);
     }

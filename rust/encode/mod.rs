@@ -24,8 +24,14 @@ use path::Step;
 const RELEASE_GIL_COPY: usize = 1 << 20;
 
 /// Why a value could not be encoded, with the path collected on the way out.
+///
+/// Boxed, so that the encoder's `Result<(), Failure>` stays one word wide on the hot
+/// path where nothing fails.
 #[derive(Debug)]
-pub struct Failure {
+pub struct Failure(Box<FailureInner>);
+
+#[derive(Debug)]
+struct FailureInner {
     steps: Vec<Step>,
     message: String,
     cause: Option<PyErr>,
@@ -33,44 +39,42 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(FailureInner {
             steps: Vec::new(),
             message: message.into(),
             cause: None,
-        }
+        }))
     }
 
     /// A failure caused by a Python exception, kept as the error's `__cause__`.
     pub fn python(message: &str, cause: PyErr) -> Self {
-        Self {
-            cause: Some(cause),
-            ..Self::new(message)
-        }
+        let mut failure = Self::new(message);
+        failure.0.cause = Some(cause);
+        failure
     }
 
     fn at(mut self, step: Step) -> Self {
-        self.steps.push(step);
+        self.0.steps.push(step);
         self
     }
 
     /// Re-roots a failure inside a dict key at the dict: `data['a']: dict key (1, {2}):
     /// cannot encode set`.
-    fn in_key(self, key: &Bound<'_, PyAny>) -> Self {
+    fn in_key(mut self, key: &Bound<'_, PyAny>) -> Self {
         let Step::Key(shown) = Step::key(key) else {
             unreachable!("Step::key builds a Key step")
         };
-        Self {
-            steps: Vec::new(),
-            message: format!("dict key {shown}: {}", self.message),
-            ..self
-        }
+        self.0.steps.clear();
+        self.0.message = format!("dict key {shown}: {}", self.0.message);
+        self
     }
 
     pub fn into_error(self) -> Error {
+        let inner = *self.0;
         Error::Encode {
-            path: path::render(&self.steps),
-            message: self.message,
-            cause: self.cause,
+            path: path::render(&inner.steps),
+            message: inner.message,
+            cause: inner.cause,
         }
     }
 }
@@ -116,14 +120,19 @@ fn msgpack_types_if_imported(py: Python<'_>) -> PyResult<Option<&'static Msgpack
 
 /// Encodes `obj` completely, borrowing large array buffers.
 pub fn encode(obj: &Bound<'_, PyAny>) -> Result<Encoded, Error> {
-    encode_into(obj, Vec::with_capacity(64))
+    let mut message = Encoded::with_buffer(Vec::with_capacity(64));
+    encode_into(obj, &mut message)?;
+    Ok(message)
 }
 
-/// [`encode`], writing into `buf`.
-pub fn encode_into(obj: &Bound<'_, PyAny>, buf: Vec<u8>) -> Result<Encoded, Error> {
-    let mut encoder = value::Encoder::new(obj.py(), Encoded::with_buffer(buf));
-    encoder.value(obj, 0).map_err(Failure::into_error)?;
-    Ok(encoder.out.finish())
+/// [`encode`], into `message` (which must be empty, as [`Encoded::with_buffer`]
+/// leaves it), so that callers can reuse its buffer.
+pub fn encode_into(obj: &Bound<'_, PyAny>, message: &mut Encoded) -> Result<(), Error> {
+    value::Encoder::new(obj.py(), message)
+        .value(obj, 0)
+        .map_err(Failure::into_error)?;
+    message.finish();
+    Ok(())
 }
 
 thread_local! {
@@ -139,20 +148,29 @@ const SCRATCH_KEEP: usize = 1 << 16;
 #[pyfunction]
 #[pyo3(signature = (obj, /))]
 pub fn packb<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let message = encode_into(obj, SCRATCH.take()).map_err(|err| err.into_pyerr(py))?;
-    let result = match message.as_single_slice() {
-        Some(bytes) => Ok(PyBytes::new(py, bytes)),
-        None => raw::bytes_filled_by(py, message.len(), |out| {
-            if message.len() >= RELEASE_GIL_COPY {
-                py.detach(|| message.copy_into(out));
-            } else {
-                message.copy_into(out);
-            }
-        }),
+    let mut message = Encoded::with_buffer(SCRATCH.take());
+    let result = match encode_into(obj, &mut message) {
+        Ok(()) => to_bytes(py, &message),
+        Err(err) => Err(err.into_pyerr(py)),
     };
+
     let buffer = message.into_buffer();
     if buffer.capacity() <= SCRATCH_KEEP {
         SCRATCH.set(buffer);
     }
     result
+}
+
+/// Copies an encoded message into a new `bytes`, without the GIL when it is large.
+fn to_bytes<'py>(py: Python<'py>, message: &Encoded) -> PyResult<Bound<'py, PyBytes>> {
+    if let Some(bytes) = message.as_single_slice() {
+        return Ok(PyBytes::new(py, bytes));
+    }
+    raw::bytes_filled_by(py, message.len(), |out| {
+        if message.len() >= RELEASE_GIL_COPY {
+            py.detach(|| message.copy_into(out));
+        } else {
+            message.copy_into(out);
+        }
+    })
 }

@@ -20,7 +20,7 @@ use crate::msgpack::write;
 use crate::numpy::{raw, Numpy};
 
 pub fn array<'py>(
-    encoder: &mut Encoder<'py>,
+    encoder: &mut Encoder<'_, 'py>,
     np: &Numpy,
     obj: &Bound<'py, PyAny>,
     depth: usize,
@@ -104,9 +104,10 @@ pub fn array<'py>(
 
 /// Packs a structured dtype's `descr` (lists of `(name, type[, shape])` tuples).
 fn pack_descr(py: Python<'_>, descr: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let mut encoder = Encoder::new(py, super::Encoded::default());
-    encoder
+    let mut message = super::Encoded::default();
+    Encoder::new(py, &mut message)
         .value(descr, 0)
         .map_err(|failure| failure.into_error().into_pyerr(py))?;
-    Ok(encoder.out.finish().to_vec())
+    message.finish();
+    Ok(message.to_vec())
 }

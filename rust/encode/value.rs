@@ -12,6 +12,7 @@ use pyo3::types::{
     PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString,
     PyTuple,
 };
+use pyo3::Borrowed;
 
 use super::message::{Encoded, BORROW_THRESHOLD};
 use super::path::Step;
@@ -24,16 +25,16 @@ use crate::numpy::{self, Numpy};
 /// packer's recursion limit.
 pub const MAX_DEPTH: usize = 1024;
 
-pub struct Encoder<'py> {
+pub struct Encoder<'a, 'py> {
     py: Python<'py>,
-    pub out: Encoded,
+    pub out: &'a mut Encoded,
     numpy: Option<&'static Numpy>,
     msgpack_types: Option<&'static super::MsgpackTypes>,
     ascii_layout: Option<usize>,
 }
 
-impl<'py> Encoder<'py> {
-    pub fn new(py: Python<'py>, out: Encoded) -> Self {
+impl<'a, 'py> Encoder<'a, 'py> {
+    pub fn new(py: Python<'py>, out: &'a mut Encoded) -> Self {
         Self {
             py,
             out,
@@ -47,33 +48,55 @@ impl<'py> Encoder<'py> {
         self.out.buf()
     }
 
+    /// Encodes `obj`, which the caller holds a strong reference to, at `depth`.
     pub fn value(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> Result<(), Failure> {
-        if depth > MAX_DEPTH {
-            return Err(Failure::new(format!(
-                "nesting deeper than {MAX_DEPTH} levels (the reference packer's limit)"
-            )));
+        check_depth(depth)?;
+        let kind = raw::exact(obj);
+        if let Some(done) = self.plain(kind) {
+            return done;
         }
-        match raw::exact(obj) {
-            Exact::Str(text) => self.string(text),
-            Exact::Int(int) => self.int(int),
-            Exact::Float(float) => {
-                write::float(self.buf(), float.value());
-                Ok(())
-            }
+        match kind {
             Exact::Dict(dict) => self.dict(dict, depth),
             Exact::List(list) => self.list(list, depth),
-            Exact::Bool(value) => {
-                write::boolean(self.buf(), value);
-                Ok(())
-            }
             Exact::Tuple(tuple) => self.tuple(tuple, depth),
-            Exact::Bytes(bytes) => self.bytes(bytes),
-            Exact::None => {
-                write::nil(self.buf());
-                Ok(())
-            }
-            Exact::Other => self.uncommon(obj, depth),
+            _ => self.uncommon(obj, depth),
         }
+    }
+
+    /// Encodes an object borrowed from a container. Plain values are written through
+    /// the borrowed reference; anything whose encoding may run Python code (which
+    /// could free it) is encoded through a strong reference.
+    fn borrowed(&mut self, obj: Borrowed<'_, 'py, PyAny>, depth: usize) -> Result<(), Failure> {
+        check_depth(depth)?;
+        if let Some(done) = self.plain(raw::exact(&obj)) {
+            return done;
+        }
+        self.value(&obj.to_owned(), depth)
+    }
+
+    /// Writes the plain values (see [`Exact::is_plain`]); None for anything else.
+    ///
+    /// The common cases (ASCII str, int that fits 64 bits) are written inline; the
+    /// rest, and every error, take the out-of-line paths.
+    #[inline(always)]
+    fn plain(&mut self, kind: Exact<'_, 'py>) -> Option<Result<(), Failure>> {
+        let out = self.out.buf();
+        match kind {
+            Exact::Str(text) => match raw::compact_ascii(text, self.ascii_layout) {
+                Some(ascii) if ascii.len() <= write::MAX_LEN => write::str(out, ascii),
+                _ => return Some(self.string(text)),
+            },
+            Exact::Int(int) => match raw::int_i64(int) {
+                Some(value) => write::int(out, value),
+                None => return Some(self.int(int)),
+            },
+            Exact::Float(float) => write::float(out, float.value()),
+            Exact::Bool(value) => write::boolean(out, value),
+            Exact::None => write::nil(out),
+            Exact::Bytes(bytes) => return Some(self.bytes(bytes)),
+            Exact::Dict(_) | Exact::List(_) | Exact::Tuple(_) | Exact::Other => return None,
+        }
+        Some(Ok(()))
     }
 
     /// Everything but the exact builtin types, in the reference's order.
@@ -162,6 +185,7 @@ impl<'py> Encoder<'py> {
         Failure::new(format!("cannot encode {name}{hint}"))
     }
 
+    #[inline(never)]
     fn string(&mut self, text: &Bound<'py, PyString>) -> Result<(), Failure> {
         let value = raw::str_utf8(text, self.ascii_layout).map_err(|err| {
             Failure::python(
@@ -173,13 +197,15 @@ impl<'py> Encoder<'py> {
             return Err(Failure::new("str longer than msgpack's 4 GiB limit"));
         }
         let out = self.out.buf();
+        out.reserve(value.len() + 5);
         write::str_header(out, value.len());
         out.extend_from_slice(value);
         Ok(())
     }
 
+    #[inline(never)]
     fn int(&mut self, int: &Bound<'py, PyInt>) -> Result<(), Failure> {
-        if let Ok(value) = int.extract::<i64>() {
+        if let Some(value) = raw::int_i64(int) {
             write::int(self.buf(), value);
             return Ok(());
         }
@@ -224,7 +250,30 @@ impl<'py> Encoder<'py> {
             return Err(Failure::new("dict larger than msgpack's 2**32 - 1 entries"));
         }
         write::map_header(self.buf(), len);
-        let seen = raw::for_each_item(dict, |key, value| self.entry(key, value, depth))?;
+
+        if len > 0 {
+            check_depth(depth + 1)?;
+        }
+        // SAFETY: the closure writes plain pairs, whose encoding runs no Python code,
+        // through the borrowed references, and takes strong references to every
+        // other pair before encoding it.
+        let seen = unsafe {
+            raw::for_each_item(dict, |key, value| {
+                let (key_kind, value_kind) = (raw::exact(&key), raw::exact(&value));
+                if !key_kind.is_plain() || !value_kind.is_plain() {
+                    return self.entry(&key.to_owned(), &value.to_owned(), depth);
+                }
+                // No Python code runs before the error paths below, and a plain key's
+                // repr is the builtin one: the borrowed references stay valid.
+                if let Some(Err(failure)) = self.plain(key_kind) {
+                    return Err(failure.in_key(&key));
+                }
+                match self.plain(value_kind) {
+                    Some(Err(failure)) => Err(failure.at(Step::key(&key))),
+                    _ => Ok(()),
+                }
+            })?
+        };
         if seen != len {
             return Err(Failure::new("dict changed size while it was being encoded"));
         }
@@ -263,19 +312,23 @@ impl<'py> Encoder<'py> {
         let len = list.len();
         self.array_header(len)?;
         for index in 0..len {
-            let item = list
-                .get_item(index)
-                .map_err(|_| Failure::new("list changed size while it was being encoded"))?;
-            self.value(&item, depth + 1)
+            // SAFETY: `borrowed` takes a strong reference to any item whose encoding
+            // may run Python code before encoding it.
+            let item = unsafe { raw::list_item(list, index) }
+                .ok_or_else(|| Failure::new("list changed size while it was being encoded"))?;
+            self.borrowed(item, depth + 1)
                 .map_err(|failure| failure.at(Step::Index(index)))?;
+        }
+        if list.len() != len {
+            return Err(Failure::new("list changed size while it was being encoded"));
         }
         Ok(())
     }
 
     fn tuple(&mut self, tuple: &Bound<'py, PyTuple>, depth: usize) -> Result<(), Failure> {
         self.array_header(tuple.len())?;
-        for (index, item) in tuple.iter().enumerate() {
-            self.value(&item, depth + 1)
+        for (index, item) in tuple.iter_borrowed().enumerate() {
+            self.borrowed(item, depth + 1)
                 .map_err(|failure| failure.at(Step::Index(index)))?;
         }
         Ok(())

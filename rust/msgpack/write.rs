@@ -54,8 +54,9 @@ pub fn uint(out: &mut Vec<u8>, value: u64) {
 }
 
 pub fn float(out: &mut Vec<u8>, value: f64) {
-    out.push(0xcb);
-    out.extend_from_slice(&value.to_bits().to_be_bytes());
+    let mut bytes = [0xcb; 9];
+    bytes[1..].copy_from_slice(&value.to_bits().to_be_bytes());
+    out.extend_from_slice(&bytes);
 }
 
 /// Writes a length with the one-byte, two-byte or four-byte marker of its family.
@@ -81,9 +82,12 @@ pub fn str_header(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-pub fn str(out: &mut Vec<u8>, value: &str) {
+/// A string given as its UTF-8 bytes.
+pub fn str(out: &mut Vec<u8>, value: impl AsRef<[u8]>) {
+    let value = value.as_ref();
+    out.reserve(value.len() + 5);
     str_header(out, value.len());
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
 }
 
 /// The header of a binary blob of `len` bytes.

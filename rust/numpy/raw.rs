@@ -13,6 +13,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::Borrowed;
 
 /// The leading fields of numpy's `PyArrayObject_fields`.
 #[repr(C)]
@@ -302,12 +303,36 @@ pub fn exact<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Exact<'a, 'py> {
     }
 }
 
-/// Calls `visit` on each `(key, value)` of an exact `dict` through `PyDict_Next`,
-/// holding a strong reference to each while it is visited. Returns how many pairs
-/// were visited, so the caller can detect a dict that changed size.
-pub fn for_each_item<'py, E>(
+impl Exact<'_, '_> {
+    /// True for the types whose encoding runs no Python code (str, int, float, bool,
+    /// None, bytes), which the encoder may therefore read through borrowed
+    /// references.
+    pub fn is_plain(self) -> bool {
+        matches!(
+            self,
+            Self::Str(_)
+                | Self::Int(_)
+                | Self::Float(_)
+                | Self::None
+                | Self::Bool(_)
+                | Self::Bytes(_)
+        )
+    }
+}
+
+/// Calls `visit` on each `(key, value)` of an exact `dict` through `PyDict_Next`, with
+/// borrowed references, which saves two reference-count updates per object. Returns
+/// how many pairs were visited, so the caller can detect a dict that changed size.
+///
+/// # Safety
+///
+/// The references are borrowed from the dict. Any Python code that runs while `visit`
+/// holds them (a `__repr__`, an `items()` of a dict subclass, ...) could remove them
+/// from the dict and free them, so `visit` must take strong references
+/// (`Borrowed::to_owned`) before it runs Python code, and use only those afterwards.
+pub unsafe fn for_each_item<'py, E>(
     dict: &Bound<'py, PyDict>,
-    mut visit: impl FnMut(&Bound<'py, PyAny>, &Bound<'py, PyAny>) -> Result<(), E>,
+    mut visit: impl FnMut(Borrowed<'_, 'py, PyAny>, Borrowed<'_, 'py, PyAny>) -> Result<(), E>,
 ) -> Result<usize, E> {
     let py = dict.py();
     let mut position: ffi::Py_ssize_t = 0;
@@ -321,17 +346,32 @@ pub fn for_each_item<'py, E>(
         if more == 0 {
             return Ok(visited);
         }
-        // SAFETY: PyDict_Next returned borrowed, non-null references; `from_borrowed_ptr`
-        // takes strong references, so code run by `visit` cannot free them.
-        let (key, value) = unsafe {
-            (
-                Bound::from_borrowed_ptr(py, key),
-                Bound::from_borrowed_ptr(py, value),
-            )
-        };
-        visit(&key, &value)?;
+        // SAFETY: PyDict_Next returned non-null references owned by the dict, alive
+        // until Python code changes the dict; the caller's contract covers the rest.
+        let (key, value) = unsafe { (Borrowed::from_ptr(py, key), Borrowed::from_ptr(py, value)) };
+        visit(key, value)?;
         visited += 1;
     }
+}
+
+/// The item at `index` of a list, borrowed, or None when the list is shorter (it may
+/// have shrunk while earlier items were encoded).
+///
+/// # Safety
+///
+/// As for [`for_each_item`]: the item belongs to the list, so the caller must take a
+/// strong reference before running Python code that could remove it.
+pub unsafe fn list_item<'a, 'py>(
+    list: &'a Bound<'py, PyList>,
+    index: usize,
+) -> Option<Borrowed<'a, 'py, PyAny>> {
+    if index >= list.len() {
+        return None;
+    }
+    let index = ffi::Py_ssize_t::try_from(index).ok()?;
+    // SAFETY: `list` is a list and `index` is within its current length, so
+    // PyList_GetItem returns a borrowed, non-null reference and sets no error.
+    unsafe { Borrowed::from_ptr_or_opt(list.py(), ffi::PyList_GetItem(list.as_ptr(), index)) }
 }
 
 /// Where CPython stores the characters of a compact ASCII `str`, if this interpreter's
@@ -406,21 +446,40 @@ fn probe_ascii_layout(py: Python<'_>) -> PyResult<Option<usize>> {
     Ok(Some(offset))
 }
 
+/// The characters of `text` when it is a compact ASCII str and the layout was verified
+/// (`layout` from [`ascii_layout`]), read in place; None otherwise.
+#[inline]
+pub fn compact_ascii<'a>(text: &'a Bound<'_, PyString>, layout: Option<usize>) -> Option<&'a [u8]> {
+    let offset = layout?;
+    let ptr = text.as_ptr().cast::<u8>();
+    // SAFETY: every str starts with `PyASCIIObject`, whose state bits and length
+    // `probe_ascii_layout` located on this interpreter.
+    let state = unsafe { ptr.add(STATE_OFFSET).cast::<u32>().read_unaligned() };
+    if state & COMPACT_ASCII != COMPACT_ASCII {
+        return None;
+    }
+    // SAFETY: as above, for the length field.
+    let length = unsafe { ptr.add(LENGTH_OFFSET).cast::<isize>().read_unaligned() };
+    // SAFETY: a compact ASCII str stores its `length` one-byte characters right after
+    // the struct, at the verified offset; ASCII is valid UTF-8.
+    Some(unsafe { std::slice::from_raw_parts(ptr.add(offset), length as usize) })
+}
+
 /// The UTF-8 bytes of `text`: read in place for compact ASCII strings when the layout
 /// was verified, otherwise from `PyUnicode_AsUTF8AndSize`.
 pub fn str_utf8<'a>(text: &'a Bound<'_, PyString>, layout: Option<usize>) -> PyResult<&'a [u8]> {
-    if let Some(offset) = layout {
-        let ptr = text.as_ptr().cast::<u8>();
-        // SAFETY: every str starts with `PyASCIIObject`, whose state bits and length
-        // `probe_ascii_layout` located on this interpreter.
-        let state = unsafe { ptr.add(STATE_OFFSET).cast::<u32>().read_unaligned() };
-        if state & COMPACT_ASCII == COMPACT_ASCII {
-            // SAFETY: as above, for the length field.
-            let length = unsafe { ptr.add(LENGTH_OFFSET).cast::<isize>().read_unaligned() };
-            // SAFETY: a compact ASCII str stores its `length` one-byte characters right
-            // after the struct, at the verified offset; ASCII is valid UTF-8.
-            return Ok(unsafe { std::slice::from_raw_parts(ptr.add(offset), length as usize) });
-        }
+    match compact_ascii(text, layout) {
+        Some(ascii) => Ok(ascii),
+        None => text.to_str().map(str::as_bytes),
     }
-    text.to_str().map(str::as_bytes)
+}
+
+/// The value of `int` when it fits an i64; None, with no exception set, otherwise.
+#[inline]
+pub fn int_i64(int: &Bound<'_, PyInt>) -> Option<i64> {
+    let mut overflow: c_int = 0;
+    // SAFETY: `int` is an int (or a subclass), for which PyLong_AsLongLongAndOverflow
+    // reports an out-of-range value through `overflow` and raises nothing.
+    let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(int.as_ptr(), &mut overflow) };
+    (overflow == 0).then_some(value)
 }

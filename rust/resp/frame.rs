@@ -7,10 +7,23 @@
 /// The line ending that closes every RESP element.
 pub const CRLF: &[u8] = b"\r\n";
 
+/// Appends `<marker><len>\r\n`, formatting the number without allocating.
 fn push_len(out: &mut Vec<u8>, marker: u8, len: usize) {
-    out.push(marker);
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.extend_from_slice(CRLF);
+    let mut line = [0u8; 23];
+    let mut at = line.len() - 2;
+    line[at..].copy_from_slice(CRLF);
+    let mut rest = len;
+    loop {
+        at -= 1;
+        line[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    at -= 1;
+    line[at] = marker;
+    out.extend_from_slice(&line[at..]);
 }
 
 fn push_bulk(out: &mut Vec<u8>, arg: &[u8]) {
@@ -60,6 +73,15 @@ mod tests {
         command(&mut expected, &[b"PUBLISH", b"ticks", payload]);
         assert_eq!(frame, expected);
         assert!(frame.starts_with(b"*3\r\n$7\r\nPUBLISH\r\n$5\r\nticks\r\n$4\r\n"));
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for len in [0, 7, 10, 99, 100, 65_535, 1 << 32, usize::MAX] {
+            let mut out = Vec::new();
+            push_len(&mut out, b'$', len);
+            assert_eq!(out, format!("${len}\r\n").into_bytes());
+        }
     }
 
     #[test]
