@@ -45,16 +45,23 @@ impl ConnErrorKind {
     }
 }
 
+/// Why a value could not be encoded.
+#[derive(Debug)]
+pub struct EncodeFailure {
+    /// Where the value sits, from the root: `data['frames'][3]`.
+    pub path: String,
+    /// `path` with the middle of a very deep path left out, for the message.
+    pub shown_path: String,
+    pub message: String,
+    /// The Python exception that made it fail, if any.
+    pub cause: Option<PyErr>,
+}
+
 /// Every failure tickpub reports to Python.
 #[derive(Debug)]
 pub enum Error {
-    /// A value cannot be encoded; `path` names it from the root (`data['frames'][3]`),
-    /// and `cause` is the Python exception that made it fail, if any.
-    Encode {
-        path: String,
-        message: String,
-        cause: Option<PyErr>,
-    },
+    /// A value cannot be encoded (boxed: it is the largest variant by far).
+    Encode(Box<EncodeFailure>),
     /// Bytes that are not a message tickpub will decode.
     Decode(String),
     /// The transport failed. `retry_safe` is true when no byte of the failed command
@@ -75,7 +82,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Encode { path, message, .. } => write!(f, "{path}: {message}"),
+            Self::Encode(failure) => write!(f, "{}: {}", failure.shown_path, failure.message),
             Self::Decode(message) | Self::Server(message) => f.write_str(message),
             Self::Connection { message, .. } => f.write_str(message),
             Self::TooLarge { size, limit } => write!(
@@ -223,10 +230,10 @@ impl Error {
         };
         let text = self.to_string();
         match self {
-            Self::Encode { path, cause, .. } => {
-                let path = PyString::new(py, &path).into_any();
+            Self::Encode(failure) => {
+                let path = PyString::new(py, &failure.path).into_any();
                 let err = instantiate(py, &c.encode, text, &[("path", path)]);
-                err.set_cause(py, cause);
+                err.set_cause(py, failure.cause);
                 err
             }
             Self::Decode(_) => instantiate(py, &c.decode, text, &[]),

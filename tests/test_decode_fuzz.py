@@ -88,3 +88,53 @@ def test_every_truncation(seed: bytes, data: st.DataObject) -> None:
 def test_trailing_bytes(seed: bytes, tail: bytes) -> None:
     with pytest.raises(DecodeError, match="extra data"):
         tickpub.unpackb(seed + tail)
+
+
+# Maps shaped like msgpack-numpy's, each field any msgpack value: byte mutations
+# rarely produce a well-formed map with, say, a nil `data` or a huge `shape`.
+_FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.sampled_from(
+        ["<f8", "i4,f8", "V8", "V0", "O", "|O", "U3", "S2", "M8[s]", "V2000000000"]
+    ),
+    st.sampled_from([b"", b"V", b"O", b"nd"]),
+    st.binary(max_size=64),
+    st.lists(st.integers(0, 4096) | st.integers(-1, 2**40), max_size=3),
+    st.lists(
+        st.lists(st.sampled_from(["x", "<f8", "O", b"b"]), max_size=3), max_size=3
+    ),
+)
+
+
+@st.composite
+def numpy_maps(draw: st.DrawFn) -> bytes:
+    # Start from a valid array map, then replace, drop or add fields.
+    fields: dict[bytes, Any] = {
+        b"nd": True,
+        b"type": "<f8",
+        b"kind": b"",
+        b"shape": [64],
+        b"data": bytes(512),
+    }
+    names = [b"nd", b"type", b"kind", b"shape", b"data", b"complex"]
+    for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=4)):
+        if draw(st.integers(0, 4)) == 0:
+            fields.pop(name, None)
+        else:
+            fields[name] = draw(_FIELD_VALUES)
+    data = msgpack.packb(fields)
+    assert isinstance(data, bytes)
+    return data
+
+
+@given(numpy_maps())
+def test_numpy_maps_never_allocate_more_than_their_input(data: bytes) -> None:
+    for copy in (False, True):
+        try:
+            result = tickpub.unpackb(data, copy=copy)
+        except DecodeError:
+            continue
+        if isinstance(result, np.ndarray | np.generic):
+            assert result.nbytes <= len(data)

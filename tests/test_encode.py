@@ -182,6 +182,10 @@ EXACT_CASES: dict[str, Any] = {
         np.zeros(2, dtype="V3"),
         np.ones(4, dtype=[("x", "<f4"), ("y", "<f4")])[::2],
     ],
+    "masked array": np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+    "masked array, strided": np.ma.array(np.arange(10.0), mask=[0, 1] * 5)[::2],
+    "record array": np.rec.array([(1, 2.0), (3, 4.0)], dtype="<i4,<f8"),
+    "record array, reversed": np.rec.array([(1, 2.0)] * 3, dtype="<i4,<f8")[::-1],
     "large array is borrowed": {"frame": np.arange(1 << 16, dtype=np.float64)},
     "large bytes are borrowed": {"blob": b"\x01" * 100_000, "tail": [1, 2]},
 }
@@ -504,3 +508,36 @@ def test_containers_changed_by_code_run_while_encoding_raise_cleanly() -> None:
     with pytest.raises(tickpub.EncodeError, match="changed size") as info:
         tickpub.packb({"list": items})
     assert info.value.path == "data['list']"
+
+
+def test_renamed_structured_dtypes_pack_their_new_names() -> None:
+    array = np.zeros(2, [("a", "<i4"), ("b", [("c", "<f8")])])
+    tickpub.packb(array)
+    array.dtype.names = ("x", "y")
+    assert tickpub.packb(array) == reference_packb(array)
+    array.dtype["y"].names = ("z",)
+    assert tickpub.packb(array) == reference_packb(array)
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, MemoryError, SystemExit])
+def test_interrupts_raised_while_encoding_are_not_wrapped(
+    raised: type[BaseException],
+) -> None:
+    class Interrupting(dict[str, Any]):
+        def items(self) -> Any:
+            raise raised
+
+    with pytest.raises(raised) as info:
+        tickpub.packb({"k": Interrupting(a=1)})
+    assert not isinstance(info.value, tickpub.EncodeError)
+
+
+def test_deep_paths_are_shortened_in_the_message_only() -> None:
+    value: Any = [object()]
+    for _ in range(30):
+        value = [value]
+    with pytest.raises(tickpub.EncodeError) as info:
+        tickpub.packb(value)
+    assert info.value.path == "data" + "[0]" * 31
+    assert "more)" in str(info.value)
+    assert str(info.value).startswith("data[0][0]")

@@ -263,9 +263,11 @@ def packb(obj: object, /) -> bytes:
     existing subscribers decode them unchanged. A C-contiguous array's data is read
     straight from its buffer and copied once, into the result.
 
-    Two intended differences: arrays whose dtype holds Python objects raise instead of
-    being pickled, and datetime64/timedelta64 arrays are packed from their raw bytes
-    whatever their layout (the reference fails on C-contiguous ones).
+    Intended differences: arrays whose dtype holds Python objects raise instead of
+    being pickled; datetime64/timedelta64 arrays are packed from their raw bytes
+    whatever their layout (the reference fails on C-contiguous ones); and the padding
+    bytes of a non-contiguous structured array with gaps between its fields are
+    copied as they are in memory, where the reference leaves them unspecified.
 
     Args:
         obj: None, bool, int, float, str, bytes, bytearray, memoryview, complex,
@@ -297,8 +299,10 @@ def unpackb(
         data: the whole message. ``bytes`` is parsed in place; other buffers are
             copied once for parsing, but arrays still view the buffer itself.
         copy: False (the default) returns arrays as read-only views of ``data``,
-            which keep ``data`` alive (and a ``bytearray`` from being resized) for
-            as long as they live. True returns writable arrays with their own memory.
+            which keep ``data`` alive (and a ``bytearray`` from being resized, an
+            ``mmap`` from being closed) for as long as they live; their memory may
+            not be aligned for their dtype, which numpy handles at some cost. True
+            returns writable, aligned arrays with their own memory.
         strict_map_key: True (msgpack's default) accepts only str and bytes map
             keys; False accepts any hashable key.
 

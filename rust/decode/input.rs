@@ -42,6 +42,11 @@ impl<'a, 'py> Input<'a, 'py> {
         })
     }
 
+    /// True when the input is an immutable `bytes` object.
+    pub(crate) fn is_bytes(&self) -> bool {
+        matches!(self.bytes, Cow::Borrowed(_))
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
     }

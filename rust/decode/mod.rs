@@ -41,7 +41,6 @@ fn unpackb<'py>(
         reader: Reader::new(input.bytes()),
         copy,
         strict_map_key,
-        depth: 0,
     };
     decoder.message().map_err(|err| err.into_pyerr(py))
 }
@@ -66,7 +65,97 @@ pub(crate) struct Decoder<'a, 'py> {
     reader: Reader<'a>,
     copy: bool,
     strict_map_key: bool,
-    depth: usize,
+}
+
+/// A container whose items are still being decoded.
+enum Frame<'a, 'py> {
+    Array {
+        items: Vec<Bound<'py, PyAny>>,
+        remaining: usize,
+        offset: usize,
+    },
+    Map {
+        entries: Vec<Entry<'a, 'py>>,
+        /// The key decoded last, waiting for its value.
+        key: Option<(Bound<'py, PyAny>, Option<&'a [u8]>)>,
+        remaining: usize,
+        offset: usize,
+    },
+}
+
+impl<'a, 'py> Frame<'a, 'py> {
+    fn new(token: Token, count: usize, offset: usize) -> Self {
+        // `count` is at most the remaining bytes, so a reservation never exceeds what
+        // the input could fill; the caps keep a short-lived big message cheap anyway.
+        match token {
+            Token::Map(_) => Self::Map {
+                entries: Vec::with_capacity(count.min(1 << 12)),
+                key: None,
+                remaining: count,
+                offset,
+            },
+            _ => Self::Array {
+                items: Vec::with_capacity(count.min(1 << 16)),
+                remaining: count,
+                offset,
+            },
+        }
+    }
+
+    fn offset(&self) -> usize {
+        match self {
+            Self::Array { offset, .. } | Self::Map { offset, .. } => *offset,
+        }
+    }
+
+    /// Takes the next item (`at` is where it starts); true when that completed the
+    /// container.
+    fn accept(&mut self, decoder: &Decoder<'a, 'py>, value: Value<'py>, at: usize) -> Result<bool> {
+        match self {
+            Self::Array {
+                items, remaining, ..
+            } => {
+                items.push(decoder.materialize(&value));
+                *remaining -= 1;
+                Ok(*remaining == 0)
+            }
+            Self::Map {
+                entries,
+                key,
+                remaining,
+                ..
+            } => {
+                let Some((key, key_bin)) = key.take() else {
+                    let pending = match value {
+                        Value::Bin(span) => {
+                            let bytes = decoder.reader.bytes(span);
+                            (PyBytes::new(decoder.py, bytes).into_any(), Some(bytes))
+                        }
+                        Value::Object(key) => (key, None),
+                    };
+                    decoder.check_key(&pending.0, at)?;
+                    *key = Some(pending);
+                    return Ok(false);
+                };
+                entries.push(Entry {
+                    key,
+                    key_bin,
+                    value,
+                });
+                *remaining -= 1;
+                Ok(*remaining == 0)
+            }
+        }
+    }
+
+    fn finish(self, decoder: &Decoder<'a, 'py>) -> Result<Bound<'py, PyAny>> {
+        match self {
+            Self::Array { items, .. } => Ok(PyList::new(decoder.py, items)?.into_any()),
+            Self::Map {
+                entries, offset, ..
+            } => decoder.map(entries, offset),
+        }
+    }
 }
 
 /// Turns an exception raised while decoding the item at `offset` into a `DecodeError`.
@@ -103,14 +192,53 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
     }
 
-    /// Decodes the next item, leaving a bin as a span.
+    /// Decodes the next item and everything nested in it, leaving a bin as a span.
+    ///
+    /// Containers are tracked on an explicit stack rather than by recursion, so that
+    /// nesting as deep as the limit needs no more native stack than a flat message:
+    /// a hostile message cannot overflow the stack of a thread with a small one.
     fn value(&mut self) -> Result<Value<'py>> {
+        let mut open: Vec<Frame<'a, 'py>> = Vec::new();
+        loop {
+            let offset = self.reader.position();
+            let token = self
+                .reader
+                .next_token()
+                .map_err(|err| Error::Decode(err.to_string()))?;
+            let mut value = match token {
+                Token::Array(count) | Token::Map(count) if count > 0 => {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(Error::Decode(format!(
+                            "the container at byte {offset} is nested more than \
+                             {MAX_DEPTH} deep"
+                        )));
+                    }
+                    open.push(Frame::new(token, count, offset));
+                    continue;
+                }
+                token => self.leaf(token, offset)?,
+            };
+            let mut value_offset = offset;
+
+            // Hand the value to the innermost open container; each container it
+            // completes becomes the value handed to the next one out.
+            loop {
+                let Some(frame) = open.last_mut() else {
+                    return Ok(value);
+                };
+                if !frame.accept(self, value, value_offset)? {
+                    break;
+                }
+                let done = open.pop().expect("the frame just accepted a value");
+                value_offset = done.offset();
+                value = Value::Object(done.finish(self)?);
+            }
+        }
+    }
+
+    /// A value that is not a container with items.
+    fn leaf(&self, token: Token, offset: usize) -> Result<Value<'py>> {
         let py = self.py;
-        let offset = self.reader.position();
-        let token = self
-            .reader
-            .next_token()
-            .map_err(|err| Error::Decode(err.to_string()))?;
         let object = match token {
             Token::Nil => py.None().into_bound(py),
             Token::Bool(value) => PyBool::new(py, value).to_owned().into_any(),
@@ -120,8 +248,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
             Token::F64(value) => PyFloat::new(py, value).into_any(),
             Token::Str(span) => self.text(span, offset)?.into_any(),
             Token::Bin(span) => return Ok(Value::Bin(span)),
-            Token::Array(count) => self.array(count, offset)?,
-            Token::Map(count) => self.map(count, offset)?,
+            Token::Array(_) => PyList::empty(py).into_any(),
+            Token::Map(_) => self.map(Vec::new(), offset)?,
             Token::Ext(code, span) => self.ext(code, span, offset)?,
         };
         Ok(Value::Object(object))
@@ -136,50 +264,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
     }
 
-    fn enter(&mut self, offset: usize) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(Error::Decode(format!(
-                "the container at byte {offset} is nested more than {MAX_DEPTH} deep"
-            )));
-        }
-        Ok(())
-    }
-
-    fn array(&mut self, count: usize, offset: usize) -> Result<Bound<'py, PyAny>> {
-        self.enter(offset)?;
-        // `count` is at most the remaining bytes, so this reserves no more than the
-        // input could fill; the cap keeps a short-lived big message cheap anyway.
-        let mut items = Vec::with_capacity(count.min(1 << 16));
-        for _ in 0..count {
-            items.push(self.object()?);
-        }
-        self.depth -= 1;
-        Ok(PyList::new(self.py, items)?.into_any())
-    }
-
-    fn map(&mut self, count: usize, offset: usize) -> Result<Bound<'py, PyAny>> {
-        self.enter(offset)?;
-        let mut entries = Vec::with_capacity(count.min(1 << 12));
-        for _ in 0..count {
-            let key_offset = self.reader.position();
-            let (key, key_bin) = match self.value()? {
-                Value::Bin(span) => {
-                    let bytes = self.reader.bytes(span);
-                    (PyBytes::new(self.py, bytes).into_any(), Some(bytes))
-                }
-                Value::Object(key) => (key, None),
-            };
-            self.check_key(&key, key_offset)?;
-            let value = self.value()?;
-            entries.push(Entry {
-                key,
-                key_bin,
-                value,
-            });
-        }
-        self.depth -= 1;
-
+    /// A complete map: what the msgpack-numpy rules make of it, or a dict.
+    fn map(&self, entries: Vec<Entry<'a, 'py>>, offset: usize) -> Result<Bound<'py, PyAny>> {
         if let Some(special) = ndarray::convert(self, &entries, offset)? {
             return Ok(special);
         }

@@ -115,7 +115,21 @@ fn array<'py>(
     let shape = decoder.materialize(shape);
 
     let buffer = match data {
-        Value::Bin(span) => decoder.input.window(*span)?,
+        Value::Bin(span) if decoder.input.is_bytes() => decoder.input.window(*span)?,
+        // numpy would make the memoryview's owner the array's base and let the
+        // memoryview go, releasing its export: the caller could then resize or
+        // close the buffer under the array. An array over the memoryview keeps it.
+        Value::Bin(span) => numpy(py)?
+            .frombuffer
+            .bind(py)
+            .call1((decoder.input.window(*span)?, intern!(py, "u1")))?,
+        // numpy allocates (uninitialised) memory for an array without a buffer, of
+        // whatever size the message declares.
+        Value::Object(object) if object.is_none() => {
+            return Err(Error::Decode(format!(
+                "the array at byte {offset} has no data (nil); its data must be bin"
+            )))
+        }
         Value::Object(object) => object.clone(),
     };
     let ndarray = numpy(py)?.ndarray.bind(py);
@@ -209,7 +223,10 @@ fn unpack_dtype<'py>(
              objects; tickpub decodes only plain data and never builds object arrays"
         )));
     }
-    if cacheable && cache.len() < DTYPE_CACHE_LIMIT {
+    // A dtype with fields can be renamed in place (`dtype.names = ...`), so each
+    // message gets its own; plain dtypes are immutable and shared.
+    let has_fields = !dtype.getattr(intern!(py, "names"))?.is_none();
+    if cacheable && !has_fields && cache.len() < DTYPE_CACHE_LIMIT {
         cache.set_item(descr, &dtype)?;
     }
     Ok(dtype)

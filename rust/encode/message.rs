@@ -63,9 +63,33 @@ impl Encoded {
         }
     }
 
-    /// Gives the owned buffer back for reuse.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
+    /// An empty message; its buffer is allocated on the first write.
+    pub const fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            spans: Vec::new(),
+            open: 0,
+            len: 0,
+            owners: Vec::new(),
+        }
+    }
+
+    /// Empties the message for reuse, releasing the arrays it referenced (so call it
+    /// with the GIL held) and freeing its buffer when that grew past `keep` bytes.
+    pub fn reset(&mut self, keep: usize) {
+        if self.spans.capacity() > 1024 {
+            (self.spans, self.owners) = (Vec::new(), Vec::new());
+        } else {
+            self.owners.clear();
+            self.spans.clear();
+        }
+        self.open = 0;
+        self.len = 0;
+        if self.buf.capacity() > keep {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
     }
 
     /// The buffer the encoder appends headers and small values to.

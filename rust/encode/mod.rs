@@ -11,17 +11,17 @@ mod ndarray;
 pub mod path;
 mod value;
 
+use std::cell::RefCell;
+
+use pyo3::exceptions::{PyException, PyMemoryError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
 
-use crate::errors::Error;
+use crate::errors::{EncodeFailure, Error};
 use crate::numpy::raw;
 pub use message::Encoded;
 use path::Step;
-
-/// Messages at least this large are copied into `bytes` with the GIL released.
-const RELEASE_GIL_COPY: usize = 1 << 20;
 
 /// Why a value could not be encoded, with the path collected on the way out.
 ///
@@ -58,6 +58,13 @@ impl Failure {
         self
     }
 
+    /// A failure inside an array subclass's data, which has no path of its own.
+    pub(crate) fn in_array_data(mut self) -> Self {
+        self.0.steps.clear();
+        self.0.message = format!("the array's data: {}", self.0.message);
+        self
+    }
+
     /// Re-roots a failure inside a dict key at the dict: `data['a']: dict key (1, {2}):
     /// cannot encode set`.
     fn in_key(mut self, key: &Bound<'_, PyAny>) -> Self {
@@ -69,13 +76,25 @@ impl Failure {
         self
     }
 
-    pub fn into_error(self) -> Error {
+    /// The error to raise. An exception that is not an ordinary error
+    /// (`KeyboardInterrupt`, `SystemExit`, `MemoryError`) raised by Python code the
+    /// encoder called goes up unchanged rather than as an `EncodeError`, so that
+    /// `except ValueError` cannot swallow it.
+    pub fn into_error(self, py: Python<'_>) -> Error {
         let inner = *self.0;
-        Error::Encode {
-            path: path::render(&inner.steps),
+        if let Some(cause) = &inner.cause {
+            let ordinary = cause.is_instance_of::<PyException>(py)
+                && !cause.is_instance_of::<PyMemoryError>(py);
+            if !ordinary {
+                return Error::Python(inner.cause.expect("checked above"));
+            }
+        }
+        Error::Encode(Box::new(EncodeFailure {
+            path: path::render(&inner.steps, usize::MAX),
+            shown_path: path::render(&inner.steps, path::SHOWN_STEPS),
             message: inner.message,
             cause: inner.cause,
-        }
+        }))
     }
 }
 
@@ -125,19 +144,19 @@ pub fn encode(obj: &Bound<'_, PyAny>) -> Result<Encoded, Error> {
     Ok(message)
 }
 
-/// [`encode`], into `message` (which must be empty, as [`Encoded::with_buffer`]
-/// leaves it), so that callers can reuse its buffer.
+/// [`encode`], into `message`, which must be empty (new, or [`Encoded::reset`]), so
+/// that callers can reuse its buffers.
 pub fn encode_into(obj: &Bound<'_, PyAny>, message: &mut Encoded) -> Result<(), Error> {
     value::Encoder::new(obj.py(), message)
         .value(obj, 0)
-        .map_err(Failure::into_error)?;
+        .map_err(|failure| failure.into_error(obj.py()))?;
     message.finish();
     Ok(())
 }
 
 thread_local! {
-    /// `packb`'s scratch buffer, reused across calls on a thread.
-    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// `packb`'s scratch message, reused across calls on a thread.
+    static SCRATCH: RefCell<Encoded> = const { RefCell::new(Encoded::new()) };
 }
 
 /// Scratch buffers larger than this are freed rather than kept for the next call.
@@ -148,29 +167,33 @@ const SCRATCH_KEEP: usize = 1 << 16;
 #[pyfunction]
 #[pyo3(signature = (obj, /))]
 pub fn packb<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let mut message = Encoded::with_buffer(SCRATCH.take());
-    let result = match encode_into(obj, &mut message) {
-        Ok(()) => to_bytes(py, &message),
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut message) => pack_with(py, obj, &mut message),
+        // Python code run by the outer call's encoding called `packb` again.
+        Err(_) => pack_with(py, obj, &mut Encoded::new()),
+    })
+}
+
+fn pack_with<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    message: &mut Encoded,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let result = match encode_into(obj, message) {
+        Ok(()) => to_bytes(py, message),
         Err(err) => Err(err.into_pyerr(py)),
     };
-
-    let buffer = message.into_buffer();
-    if buffer.capacity() <= SCRATCH_KEEP {
-        SCRATCH.set(buffer);
-    }
+    message.reset(SCRATCH_KEEP);
     result
 }
 
-/// Copies an encoded message into a new `bytes`, without the GIL when it is large.
+/// Copies an encoded message into a new `bytes`.
+///
+/// The GIL stays held during the copy, even for large arrays: released, another
+/// thread could resize or free an array while its memory is being read.
 fn to_bytes<'py>(py: Python<'py>, message: &Encoded) -> PyResult<Bound<'py, PyBytes>> {
     if let Some(bytes) = message.as_single_slice() {
         return Ok(PyBytes::new(py, bytes));
     }
-    raw::bytes_filled_by(py, message.len(), |out| {
-        if message.len() >= RELEASE_GIL_COPY {
-            py.detach(|| message.copy_into(out));
-        } else {
-            message.copy_into(out);
-        }
-    })
+    raw::bytes_filled_by(py, message.len(), |out| message.copy_into(out))
 }

@@ -11,7 +11,9 @@
 //! the reference cannot pack when they are C-contiguous) are packed from their raw
 //! bytes, which is how the reference packs their non-contiguous forms.
 
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyMemoryView;
 
 use super::message::BORROW_THRESHOLD;
 use super::value::{check_depth, Encoder};
@@ -75,6 +77,14 @@ pub fn array<'py>(
         write::int(out, dim as i64);
     }
     write::bin(out, b"data");
+    if !obj.get_type().is(np.ndarray.bind(py)) {
+        if let Some(data) = overridden_data(np, obj, raw.c_contiguous)? {
+            return encoder
+                .value(&data, depth + 1)
+                .map_err(|failure| failure.in_array_data());
+        }
+    }
+    let out = encoder.out.buf();
     write::bin_header(out, nbytes);
 
     if !raw.c_contiguous {
@@ -102,12 +112,37 @@ pub fn array<'py>(
     Ok(())
 }
 
+/// The data of an ndarray subclass that overrides what the reference reads:
+/// `obj.data` when C-contiguous (`numpy.ma.MaskedArray` returns the underlying
+/// array, which the reference packs as a nested array), else `obj.tobytes()`
+/// (which a masked array fills). None when the subclass reads like a plain array.
+fn overridden_data<'py>(
+    np: &Numpy,
+    obj: &Bound<'py, PyAny>,
+    c_contiguous: bool,
+) -> Result<Option<Bound<'py, PyAny>>, Failure> {
+    let read = || -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = obj.py();
+        if c_contiguous {
+            let data = obj.getattr(intern!(py, "data"))?;
+            return Ok((!data.is_instance_of::<PyMemoryView>()).then_some(data));
+        }
+        let name = intern!(py, "tobytes");
+        let own = obj.get_type().getattr(name)?;
+        if own.is(&np.ndarray.bind(py).getattr(name)?) {
+            return Ok(None);
+        }
+        obj.call_method0(name).map(Some)
+    };
+    read().map_err(|err| Failure::python("reading the array subclass's data failed", err))
+}
+
 /// Packs a structured dtype's `descr` (lists of `(name, type[, shape])` tuples).
 fn pack_descr(py: Python<'_>, descr: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let mut message = super::Encoded::default();
     Encoder::new(py, &mut message)
         .value(descr, 0)
-        .map_err(|failure| failure.into_error().into_pyerr(py))?;
+        .map_err(|failure| failure.into_error(py).into_pyerr(py))?;
     message.finish();
     Ok(message.to_vec())
 }

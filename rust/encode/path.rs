@@ -8,8 +8,9 @@ use pyo3::prelude::*;
 /// The name of the message's root in paths.
 pub const ROOT: &str = "data";
 
-/// Paths longer than this many steps show their first and last steps only.
-const SHOWN_STEPS: usize = 12;
+/// Paths longer than this many steps show their first and last steps only in error
+/// messages (the `path` attribute keeps them all).
+pub const SHOWN_STEPS: usize = 12;
 
 /// One step from a container to one of its values.
 #[derive(Debug)]
@@ -55,17 +56,18 @@ fn shorten(mut text: String, limit: usize) -> String {
 }
 
 /// Renders steps collected innermost first (the order in which an error passes the
-/// containers on its way out).
-pub fn render(innermost_first: &[Step]) -> String {
+/// containers on its way out); paths of more than `shown` steps keep only their first
+/// and last steps.
+pub fn render(innermost_first: &[Step], shown: usize) -> String {
     let mut out = String::from(ROOT);
     let steps: Vec<&Step> = innermost_first.iter().rev().collect();
-    if steps.len() <= SHOWN_STEPS {
+    if steps.len() <= shown {
         for step in steps {
             step.render(&mut out);
         }
         return out;
     }
-    let half = SHOWN_STEPS / 2;
+    let half = shown / 2;
     for step in &steps[..half] {
         step.render(&mut out);
     }
@@ -83,15 +85,17 @@ mod tests {
     #[test]
     fn renders_outermost_first() {
         let steps = [Step::Index(3), Step::Key("'frames'".into())];
-        assert_eq!(render(&steps), "data['frames'][3]");
+        assert_eq!(render(&steps, SHOWN_STEPS), "data['frames'][3]");
     }
 
     #[test]
     fn long_paths_are_elided_in_the_middle() {
         let steps: Vec<Step> = (0..100).map(Step::Index).collect();
-        let text = render(&steps);
+        let text = render(&steps, SHOWN_STEPS);
         assert!(text.starts_with("data[99][98]"));
         assert!(text.contains("…(88 more)…"));
         assert!(text.ends_with("[1][0]"));
+        let full = render(&steps, usize::MAX);
+        assert_eq!(full.matches('[').count(), 100);
     }
 }

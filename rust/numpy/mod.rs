@@ -36,7 +36,8 @@ pub struct DtypeInfo {
     pub itemsize: usize,
     /// The dtype holds Python object references (kind `O`, or object fields).
     pub has_object: bool,
-    /// `dtype.str`, for error messages.
+    /// `str(dtype)`, for error messages: `float64`, or the fields of a structured
+    /// dtype.
     pub name: String,
 }
 
@@ -226,11 +227,16 @@ impl Numpy {
             }
         }
         let info = Arc::new(describe(dtype, pack_descr)?);
-        if let Ok(mut cache) = self.dtypes.lock() {
-            if cache.len() >= DTYPE_CACHE_SIZE {
-                cache.remove(0);
+        // A dtype with fields can be renamed in place (`dtype.names = ...`, also
+        // through a nested field), which changes its `descr` but not its identity:
+        // only dtypes without fields are remembered.
+        if dtype.getattr("names")?.is_none() {
+            if let Ok(mut cache) = self.dtypes.lock() {
+                if cache.len() >= DTYPE_CACHE_SIZE {
+                    cache.remove(0);
+                }
+                cache.push((dtype.clone().unbind(), Arc::clone(&info)));
             }
-            cache.push((dtype.clone().unbind(), Arc::clone(&info)));
         }
         Ok(info)
     }
@@ -241,7 +247,8 @@ fn describe(
     pack_descr: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<Vec<u8>>,
 ) -> PyResult<DtypeInfo> {
     let kind: String = dtype.getattr("kind")?.extract()?;
-    let name: String = dtype.getattr("str")?.extract()?;
+    let typestr: String = dtype.getattr("str")?.extract()?;
+    let name = dtype.str()?.to_string();
     let itemsize: usize = dtype.getattr("itemsize")?.extract()?;
     let has_object: bool = dtype.getattr("hasobject")?.extract()?;
     let is_void = kind == "V";
@@ -250,7 +257,7 @@ fn describe(
         (pack_descr(&descr)?, nesting(&descr)?)
     } else {
         let mut field = Vec::new();
-        write::str(&mut field, &name);
+        write::str(&mut field, &typestr);
         (field, 0)
     };
     Ok(DtypeInfo {
