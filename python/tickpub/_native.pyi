@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, final
 
+from typing_extensions import Buffer
+
 __all__ = [
     "Connection",
     "ConnectionError",
@@ -283,7 +285,7 @@ def packb(obj: object, /) -> bytes:
     """
 
 def unpackb(
-    data: bytes | bytearray | memoryview,
+    data: Buffer,
     *,
     copy: bool = False,
     strict_map_key: bool = True,
