@@ -14,6 +14,9 @@ import math
 import mmap
 import pickle
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 from typing import Any, Literal, cast
 
@@ -609,3 +612,30 @@ def test_deep_nesting_decodes_on_a_small_thread_stack() -> None:
         assert len(level) == 1
         level = level[0]
     assert level is None
+
+
+def test_decoding_repeatedly_keeps_memory_flat() -> None:
+    script = textwrap.dedent(
+        """
+        import resource, msgpack_numpy, numpy as np, tickpub
+        good = msgpack_numpy.packb({"frame": np.ones(1 << 17), "s": "x" * 100})
+        bad = good[:-1]
+        def run(count):
+            for _ in range(count):
+                tickpub.unpackb(good)
+                tickpub.unpackb(good, copy=True)
+                try:
+                    tickpub.unpackb(bad)
+                except tickpub.DecodeError:
+                    pass
+        run(50)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        run(3000)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    # 3000 leaked copies would be 3 GiB; allow for allocator noise only.
+    assert int(result.stdout) < 8 * 1024
