@@ -180,6 +180,9 @@ def test_unknown_options_raise_type_error_naming_them(redis_url: str) -> None:
         ("redis://127.0.0.1:6379", {"socket_timeout": -1}),
         ("redis://127.0.0.1:6379", {"db": -2}),
         ("redis://127.0.0.1:6379", {"retry_attempts": 0}),
+        ("redis://127.0.0.1:6379", {"busy_poll": -0.001}),
+        ("redis://127.0.0.1:6379", {"busy_poll": 0.5}),
+        ("redis://127.0.0.1:6379?busy_poll=soon", {}),
     ],
 )
 def test_invalid_settings_are_config_errors(
@@ -189,6 +192,21 @@ def test_invalid_settings_are_config_errors(
         tickpub.connect(url, **options)  # type: ignore[arg-type]
     assert info.value.kind == "config"
     assert info.value.retry_safe is True
+
+
+@pytest.mark.parametrize("busy_poll", [0, 0.0005, "0.0002"])
+def test_busy_poll_settings_publish_alike(
+    redis_url: str, channel: str, busy_poll: float | str
+) -> None:
+    # Polling for the reply or sleeping for it changes when the reply is read, not
+    # what is read: each reply still pairs with its own message.
+    options: dict[str, object] = {"busy_poll": busy_poll}
+    conn = tickpub.connect(redis_url, **options)  # type: ignore[arg-type]
+    with conn, Subscriber(redis_url, channel) as sub:
+        assert conn.publish(channel, {"n": -1}) == 1
+        assert conn.publish_many(channel, [{"n": i} for i in range(50)]) == [1] * 50
+        received = sub.receive(51)
+    assert received == [reference({"n": n}) for n in range(-1, 50)]
 
 
 def test_option_of_wrong_type_is_a_type_error(redis_url: str) -> None:

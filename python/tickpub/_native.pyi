@@ -214,6 +214,7 @@ def connect(
     ssl_cert_reqs: Literal["required", "none"] | None = None,
     retry_attempts: int | None = None,
     retry_backoff: float | None = None,
+    busy_poll: float | None = None,
 ) -> Connection:
     """Connect to a Redis or Valkey server.
 
@@ -246,6 +247,12 @@ def connect(
             lost (default 3).
         retry_backoff: seconds before the second attempt, doubling after (default
             0.05).
+        busy_poll: seconds a call polls the socket for the server's reply before it
+            sleeps until the reply arrives (default 0.0001; at most 0.01; 0 turns
+            polling off). Polling keeps the thread from being put to sleep and woken
+            for every reply, which on many machines costs more than the loopback
+            round trip itself; it spends at most this much CPU time per reply
+            waited for. TLS connections do not poll.
 
     Returns:
         The open connection.

@@ -3,6 +3,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ClientConfig;
 
@@ -33,6 +34,8 @@ pub struct Link {
     rstart: usize,
     /// The largest bulk string the server accepts.
     pub max_bulk_len: u64,
+    /// How long to poll for a reply before a sleeping read.
+    busy_poll: Duration,
 }
 
 /// What a publish call achieved: the replies it got and, if it stopped early, why.
@@ -63,6 +66,7 @@ impl Link {
             rbuf: Vec::with_capacity(READ_SIZE),
             rstart: 0,
             max_bulk_len: DEFAULT_MAX_BULK_LEN,
+            busy_poll: config.busy_poll,
         };
         link.handshake(config)?;
         link.stream
@@ -177,6 +181,7 @@ impl Link {
                 self.rbuf.drain(..self.rstart);
                 self.rstart = 0;
             }
+            self.stream.spin_until_readable(self.busy_poll);
             let filled = self.rbuf.len();
             self.rbuf.resize(filled + READ_SIZE, 0);
             let result = self.stream.read(&mut self.rbuf[filled..]);

@@ -1,6 +1,8 @@
-//! The transport: where to connect ([`url`]), the socket itself ([`stream`]) and the
-//! TLS client configuration ([`tls`]). No Python here.
+//! The transport: where to connect ([`url`]), the socket itself ([`stream`]), the
+//! TLS client configuration ([`tls`]) and waiting for replies ([`poll`]). No Python
+//! here.
 
+pub mod poll;
 pub mod stream;
 pub mod tls;
 pub mod url;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rustls::{ClientConfig, ClientConnection};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::poll;
 use super::tls::server_name;
 use super::url::{Address, Config};
 use crate::errors::{ConnErrorKind, Error};
@@ -150,6 +151,21 @@ impl Stream {
                 tls.sock.set_read_timeout(timeout)?;
                 tls.sock.set_write_timeout(timeout)
             }
+        }
+    }
+
+    /// Polls for up to `budget` until bytes are waiting to be read, so that the read
+    /// which follows need not sleep. TLS streams do not poll: decrypted bytes may
+    /// already be buffered where the socket cannot show them.
+    pub fn spin_until_readable(&self, budget: Duration) {
+        match self {
+            Self::Tcp(sock) => {
+                poll::spin_until_readable(sock, budget);
+            }
+            Self::Unix(sock) => {
+                poll::spin_until_readable(sock, budget);
+            }
+            Self::Tls(_) => {}
         }
     }
 

@@ -50,7 +50,17 @@ pub struct Config {
     pub retry_attempts: u32,
     /// Pause before the second attempt; it doubles before each further one.
     pub retry_backoff: Duration,
+    /// How long a call polls the socket for the reply before it sleeps in the kernel.
+    pub busy_poll: Duration,
 }
+
+/// The default [`Config::busy_poll`]: a loopback round trip takes a few tens of
+/// microseconds, while waking a thread that slept for the reply can take longer.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
+
+/// The longest [`Config::busy_poll`] accepted: spinning longer burns a core for
+/// replies that a sleeping wait receives just as soon.
+pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// The URL used when none is given and `REDIS_URL` is unset.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
@@ -69,6 +79,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "ssl_cert_reqs",
     "retry_attempts",
     "retry_backoff",
+    "busy_poll",
 ];
 
 /// The URL or an option is invalid.
@@ -125,6 +136,13 @@ impl OptionValue {
     }
 
     fn seconds(self, name: &str) -> Result<Duration, ConfigError> {
+        self.seconds_or_zero(name)?
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid(format!("{name} must be a positive number of seconds")))
+    }
+
+    /// A duration of zero or more seconds; `None` for a negative or non-finite one.
+    fn seconds_or_zero(self, name: &str) -> Result<Option<Duration>, ConfigError> {
         let value = match self {
             Self::Int(value) => value as f64,
             Self::Float(value) => value,
@@ -133,10 +151,7 @@ impl OptionValue {
                 .parse()
                 .map_err(|_| invalid(format!("{name} must be a number, got {text:?}")))?,
         };
-        Duration::try_from_secs_f64(value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| invalid(format!("{name} must be a positive number of seconds")))
+        Ok(Duration::try_from_secs_f64(value).ok())
     }
 }
 
@@ -216,6 +231,7 @@ impl Config {
             socket_timeout: None,
             retry_attempts: 3,
             retry_backoff: Duration::from_millis(50),
+            busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 
@@ -241,6 +257,17 @@ impl Config {
                     .ok_or_else(|| invalid("retry_attempts must be at least 1"))?;
             }
             "retry_backoff" => self.retry_backoff = value.seconds(name)?,
+            "busy_poll" => {
+                self.busy_poll = value
+                    .seconds_or_zero(name)?
+                    .filter(|d| *d <= MAX_BUSY_POLL)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "busy_poll must be from 0 to {} seconds",
+                            MAX_BUSY_POLL.as_secs_f64()
+                        ))
+                    })?;
+            }
             "ssl_ca_certs" => self.tls_mut(name)?.ca_certs = Some(value.text(name)?.into()),
             "ssl_certfile" => self.tls_mut(name)?.certfile = Some(value.text(name)?.into()),
             "ssl_keyfile" => self.tls_mut(name)?.keyfile = Some(value.text(name)?.into()),
