@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -257,3 +258,28 @@ def test_encode_error_sends_nothing_and_leaves_connection_usable(
         assert conn.publish(channel, {"after": 1}) == 1
         assert sub.receive(1) == [reference({"after": 1})]
         assert sub.nothing_more()
+
+
+def test_published_arrays_are_released_after_each_call(
+    conn: tickpub.Connection, channel: str
+) -> None:
+    # Messages are kept for reuse between calls: what they borrowed must not be.
+    frame = np.arange(10_000, dtype=np.float64)
+    baseline = sys.getrefcount(frame)
+    conn.publish(channel, {"frame": frame})
+    conn.publish_many(channel, [{"frame": frame}] * 20)
+    with pytest.raises(tickpub.EncodeError):
+        conn.publish_many(channel, [{"frame": frame}, {"bad": object()}])
+    assert sys.getrefcount(frame) == baseline
+
+
+def test_reused_messages_carry_nothing_over(
+    conn: tickpub.Connection, redis_url: str, channel: str
+) -> None:
+    big = {"frame": np.arange(5_000, dtype=np.int64), "name": "x" * 3000}
+    with Subscriber(redis_url, channel) as sub:
+        conn.publish_many(channel, [big, big, {"n": 1}])
+        conn.publish_many(channel, [{"n": 2}, {"n": 3}, big])
+        received = sub.receive(6)
+    expected = [big, big, {"n": 1}, {"n": 2}, {"n": 3}, big]
+    assert received == [reference(data) for data in expected]

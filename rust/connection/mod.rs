@@ -38,7 +38,15 @@ pub struct Connection {
     tls: Option<Arc<ClientConfig>>,
     session: Mutex<Session>,
     stats: Stats,
+    /// Emptied messages kept for the next call, so that a batch of small messages
+    /// does not allocate and free a buffer for each one.
+    spare: Mutex<Vec<Encoded>>,
 }
+
+/// At most this many emptied messages are kept for reuse (a chunk of a batch) ...
+const SPARE_COUNT: usize = 1024;
+/// ... and only those whose buffer is at most this large: at most 2 MiB in all.
+const SPARE_KEEP: usize = 2048;
 
 #[derive(Debug, Default)]
 struct Stats {
@@ -82,6 +90,7 @@ pub fn connect(
         tls,
         session: Mutex::new(Session::new(link)),
         stats: Stats::default(),
+        spare: Mutex::new(Vec::new()),
     })
 }
 
@@ -98,13 +107,48 @@ fn channel_bytes(channel: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     )))
 }
 
-fn encode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Encoded> {
-    crate::encode::encode(data).map_err(|err| err.into_pyerr(py))
-}
-
 impl Connection {
     fn lock(&self) -> MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spare(&self) -> MutexGuard<'_, Vec<Encoded>> {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Encodes each of `values` into a message, reusing spare ones.
+    fn encode_all<'py>(
+        &self,
+        py: Python<'py>,
+        values: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
+    ) -> PyResult<Vec<Encoded>> {
+        let mut spare = std::mem::take(&mut *self.spare());
+        let mut encoded = Vec::with_capacity(values.size_hint().0);
+        for value in values {
+            let mut message = spare.pop().unwrap_or_default();
+            let result = value.and_then(|value| {
+                crate::encode::encode_into(&value, &mut message).map_err(|e| e.into_pyerr(py))
+            });
+            encoded.push(message);
+            if let Err(err) = result {
+                self.recycle(spare);
+                self.recycle(encoded);
+                return Err(err);
+            }
+        }
+        self.recycle(spare);
+        Ok(encoded)
+    }
+
+    /// Empties `messages` (releasing the arrays they reference: call it with the GIL
+    /// held) and keeps them for reuse, up to [`SPARE_COUNT`].
+    fn recycle(&self, mut messages: Vec<Encoded>) {
+        let room = SPARE_COUNT.saturating_sub(self.spare().len());
+        messages.truncate(room);
+        for message in &mut messages {
+            message.reset(SPARE_KEEP);
+        }
+        self.spare().append(&mut messages);
     }
 
     /// Writes `messages` as `name` frames and reads the replies, without the GIL.
@@ -132,7 +176,7 @@ impl Connection {
             }
             (outcome, events, messages)
         });
-        drop(messages);
+        self.recycle(messages);
 
         self.after(py, events);
         let stats = &self.stats;
@@ -161,14 +205,16 @@ impl Connection {
         log::emit(py, &self.url, events);
     }
 
+    /// [`Connection::send`] for one message; the subscriber count.
     fn send_one(
         &self,
         py: Python<'_>,
         name: &'static [u8],
         channel: Vec<u8>,
-        message: Encoded,
+        message: Vec<Encoded>,
     ) -> PyResult<i64> {
-        let counts = self.send(py, name, channel, vec![message])?;
+        debug_assert_eq!(message.len(), 1);
+        let counts = self.send(py, name, channel, message)?;
         Ok(counts[0])
     }
 }
@@ -183,8 +229,8 @@ impl Connection {
         data: &Bound<'_, PyAny>,
     ) -> PyResult<i64> {
         let channel = channel_bytes(channel)?;
-        let message = encode(py, data)?;
-        self.send_one(py, b"PUBLISH", channel, message)
+        let messages = self.encode_all(py, std::iter::once(Ok(data.clone())))?;
+        self.send_one(py, b"PUBLISH", channel, messages)
     }
 
     /// Publishes with SPUBLISH (sharded pub/sub, Redis 7 and later).
@@ -195,8 +241,8 @@ impl Connection {
         data: &Bound<'_, PyAny>,
     ) -> PyResult<i64> {
         let channel = channel_bytes(channel)?;
-        let message = encode(py, data)?;
-        self.send_one(py, b"SPUBLISH", channel, message)
+        let messages = self.encode_all(py, std::iter::once(Ok(data.clone())))?;
+        self.send_one(py, b"SPUBLISH", channel, messages)
     }
 
     /// Publishes every message of `messages`, pipelined; returns the counts.
@@ -207,10 +253,7 @@ impl Connection {
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<i64>> {
         let channel = channel_bytes(channel)?;
-        let mut encoded = Vec::new();
-        for item in messages.try_iter()? {
-            encoded.push(encode(py, &item?)?);
-        }
+        let encoded = self.encode_all(py, messages.try_iter()?)?;
         if encoded.is_empty() {
             return Ok(Vec::new());
         }
@@ -244,7 +287,7 @@ impl Connection {
             };
         }
         message.finish();
-        self.send_one(py, b"PUBLISH", channel, message)
+        self.send_one(py, b"PUBLISH", channel, vec![message])
     }
 
     /// Sends PING; returns True when the server answers PONG.
