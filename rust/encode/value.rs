@@ -415,10 +415,9 @@ impl<'a, 'py> Encoder<'a, 'py> {
         // layout `Numpy::load` verified.
         let value = unsafe { raw::scalar_value(obj, scalar.itemsize) };
         let out = self.out.buf();
-        scalar_header(out);
-        out.extend_from_slice(&scalar.typestr);
-        write::bin(out, b"data");
-        write::bin(out, value);
+        out.reserve(scalar.prefix.len() + value.len());
+        out.extend_from_slice(&scalar.prefix);
+        out.extend_from_slice(value);
         Ok(())
     }
 

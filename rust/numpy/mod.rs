@@ -18,8 +18,10 @@ use crate::msgpack::write;
 #[derive(Debug)]
 pub struct ScalarType {
     type_ptr: usize,
-    /// The msgpack str of `dtype.str`, e.g. `\xa3<f4`.
-    pub typestr: Vec<u8>,
+    /// The encoding of `{b'nd': False, b'type': dtype.str, b'data': <value>}` up to
+    /// the value's bytes: everything but the value is the same for every scalar of
+    /// the type.
+    pub prefix: Vec<u8>,
     pub itemsize: usize,
 }
 
@@ -197,11 +199,17 @@ impl Numpy {
             if found != expected.as_slice() {
                 continue;
             }
-            let mut typestr = Vec::new();
-            write::str(&mut typestr, &dtype.getattr("str")?.extract::<String>()?);
+            let mut prefix = Vec::new();
+            write::map_header(&mut prefix, 3);
+            write::bin(&mut prefix, b"nd");
+            write::boolean(&mut prefix, false);
+            write::bin(&mut prefix, b"type");
+            write::str(&mut prefix, &dtype.getattr("str")?.extract::<String>()?);
+            write::bin(&mut prefix, b"data");
+            write::bin_header(&mut prefix, itemsize);
             scalars.push(ScalarType {
                 type_ptr: class.as_ptr() as usize,
-                typestr,
+                prefix,
                 itemsize,
             });
         }
