@@ -1,154 +1,149 @@
-"""Publishing throughput: tickpub against popoto's path on the same server, same run.
+"""Publishing speed: tickpub against popoto's path on the same server, same run.
 
-popoto publishes ``msgpack.packb(data, default=msgpack_numpy.encode)`` with redis-py
-(hiredis installed). Run with::
+Run with::
 
-    maturin develop --release
-    pytest benches/bench_publish.py --benchmark-columns=mean,ops,rounds
+    python -m pytest benches/bench_publish.py --benchmark-columns=median,mean,ops,rounds
 
-The ratios (goals: tick >= 3x, batch >= 10x redis-py's pipeline and >= 0.5x a raw
-socket, 16 MiB frame >= 4x) are printed at the end and stored in ``extra_info``.
+Two kinds, each on every payload, each with nobody subscribed and with a subscriber
+in another process reading every message:
+
+- ``publish``, one message per call: ``Connection.publish`` against popoto's path,
+  ``msgpack_numpy`` bytes published by redis-py (hiredis parses the replies).
+- ``batch``, one batch per call: ``Connection.publish_many`` against a redis-py
+  pipeline without a transaction, and a plain socket writing ``PUBLISH`` frames
+  encoded before timing starts, the ceiling of any client.
+
+With a subscriber, each timed round publishes a whole batch (one-at-a-time calls in
+a row, or one batch call) and the subscriber catches up between rounds, outside the
+timing, then reports how many messages it read: a benchmark fails when that is not
+what was sent. Without a subscriber pytest-benchmark times single calls as usual.
+
+Goals: tick one at a time >= 3x popoto's messages/s; batch of 1000 ticks >= 10x the
+redis-py pipeline and >= 0.5x the raw socket; 16 MiB array >= 4x popoto's MB/s.
 """
 
 from __future__ import annotations
 
-import socket
+import math
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from itertools import repeat
+from time import perf_counter
 from typing import Any
 
-import msgpack
-import msgpack_numpy
-import numpy as np
 import pytest
-import redis
 
 import tickpub
-from tickpub.server import redis_server
+from benches.ratios import Case, Ratios
+from tickpub.bench.drain import Drain
+from tickpub.bench.paths import BASELINES, PATHS, BenchPath, Operation, Target
+from tickpub.bench.payloads import PAYLOADS, Payload
 
-TICK = {"symbol": "AAPL", "price": 150.25, "size": 100, "ts": 1733250000.123456}
-FRAME = {"frame": np.random.default_rng(0).random(2 * 1024 * 1024)}  # 16 MiB float64
-FRAME_MB = FRAME["frame"].nbytes / 1e6
-BATCH = 1000
-CHANNEL = "bench"
-
-_means: dict[str, float] = {}
-
-
-def popoto_packb(data: object) -> bytes:
-    packed: bytes = msgpack.packb(data, default=msgpack_numpy.encode)
-    return packed
+PUBLISHERS = [path for path in PATHS if path.kind in ("publish", "batch")]
+CASES = [
+    pytest.param(payload, path, id=f"{payload.name}-{path.kind}-{path.name}")
+    for payload in PAYLOADS
+    for path in PUBLISHERS
+]
+MAX_SUBSCRIBED_ROUNDS = 1000
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with redis_server() as server_url:
-        yield server_url
+def _prepare(payload: Payload, path: BenchPath, target: Target) -> Operation:
+    reason = path.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        return path.prepare(payload, target)
+    except ValueError as err:  # a raw socket cannot open a TLS URL, say
+        pytest.skip(str(err))
 
 
-@pytest.fixture(scope="module")
-def conn(url: str) -> Iterator[tickpub.Connection]:
-    with tickpub.connect(url) as connection:
-        yield connection
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(url)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["", "tickpub / baseline (higher is better):"]
-    for label, fast, slow, goal in [
-        ("tick, one at a time vs popoto", "tick-tickpub", "tick-popoto", 3.0),
-        ("batch of 1000 vs redis-py pipeline", "batch-tickpub", "batch-pipeline", 10.0),
-        ("batch of 1000 vs raw socket", "batch-tickpub", "batch-raw-socket", 0.5),
-        ("16 MiB frame vs popoto", "frame-tickpub", "frame-popoto", 4.0),
-    ]:
-        if fast in _means and slow in _means:
-            ratio = _means[slow] / _means[fast]
-            lines.append(f"  {label}: {ratio:.2f}x (goal >= {goal}x)")
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line)
-
-
-def run(
-    benchmark: Any, name: str, group: str, fn: Callable[[], object], **info: Any
-) -> None:
-    benchmark.group = group
-    benchmark.extra_info.update(info)
-    benchmark(fn)
-    if benchmark.stats is None:  # --benchmark-disable: run once, measure nothing
-        return
-    _means[name] = benchmark.stats.stats.mean
-    benchmark.extra_info["per_second"] = info.get("units", 1) / _means[name]
-
-
-def test_tick_popoto(benchmark: Any, client: redis.Redis) -> None:
-    run(
-        benchmark,
-        "tick-popoto",
-        "tick",
-        lambda: client.publish(CHANNEL, popoto_packb(TICK)),
+def _case(payload: Payload, path: BenchPath, messages: int, subscribed: bool) -> Case:
+    nbytes = len(tickpub.packb(payload.message()))
+    baseline = BASELINES[path.kind]
+    return Case(
+        path.kind, payload.name, path.name, baseline, messages, nbytes, subscribed
     )
 
 
-def test_tick_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    run(benchmark, "tick-tickpub", "tick", lambda: conn.publish(CHANNEL, TICK))
+@pytest.mark.parametrize(("payload", "path"), CASES)
+def test_no_subscriber(
+    benchmark: Any, ratios: Ratios, alone: Target, payload: Payload, path: BenchPath
+) -> None:
+    """Time one publishing path on one payload, nobody subscribed."""
+    operation = _prepare(payload, path, alone)
+    case = _case(payload, path, operation.messages, subscribed=False)
+    try:
+        ratios.start(benchmark, case)
+        benchmark(operation.fn, *operation.args)
+        ratios.add(benchmark, case)
+    finally:
+        operation.close()
 
 
-def test_batch_pipeline(benchmark: Any, client: redis.Redis) -> None:
-    def batch() -> None:
-        pipe = client.pipeline(transaction=False)
-        for _ in range(BATCH):
-            pipe.publish(CHANNEL, popoto_packb(TICK))
-        pipe.execute()
+def _repeat(operation: Operation, times: int) -> Callable[[], None]:
+    fn, args = operation.fn, operation.args
 
-    run(benchmark, "batch-pipeline", "batch", batch, units=BATCH)
+    def calls() -> None:
+        for _ in repeat(None, times):
+            fn(*args)
 
-
-def test_batch_raw_socket(benchmark: Any, url: str) -> None:
-    host, port = url.removeprefix("redis://").split("/")[0].split(":")
-    payload = popoto_packb(TICK)
-    frame = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-        len(CHANNEL), CHANNEL.encode(), len(payload), payload
-    )  # fmt: skip
-    frames = frame * BATCH
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def batch() -> None:
-        sock.sendall(frames)
-        replies = 0
-        while replies < BATCH:
-            replies += sock.recv(65536).count(b"\r\n")
-
-    run(benchmark, "batch-raw-socket", "batch", batch, units=BATCH)
-    sock.close()
+    return calls
 
 
-def test_batch_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    ticks = [TICK] * BATCH
-    fn = lambda: conn.publish_many(CHANNEL, ticks)  # noqa: E731
-    run(benchmark, "batch-tickpub", "batch", fn, units=BATCH)
+def _expect(drain: Drain, sent: int) -> None:
+    received = drain.sync()
+    assert received == sent, f"the subscriber received {received} of {sent} messages"
 
 
-def test_frame_popoto(benchmark: Any, client: redis.Redis) -> None:
-    fn = lambda: client.publish(CHANNEL, popoto_packb(FRAME))  # noqa: E731
-    run(benchmark, "frame-popoto", "frame-16MiB", fn, units=FRAME_MB)
+@pytest.mark.parametrize(("payload", "path"), CASES)
+def test_subscribed(
+    benchmark: Any,
+    ratios: Ratios,
+    subscribed: Target,
+    drain: Drain,
+    payload: Payload,
+    path: BenchPath,
+    pytestconfig: pytest.Config,
+) -> None:
+    """Time one publishing path on one payload while a subscriber reads it all."""
+    operation = _prepare(payload, path, subscribed)
+    calls = payload.batch if path.kind == "publish" else 1
+    per_round = operation.messages * calls
+    timed = _repeat(operation, calls)
+    case = _case(payload, path, per_round, subscribed=True)
+    drain.sync()  # forget what earlier benchmarks published
 
+    try:
+        rounds = 1
+        if not benchmark.disabled:
+            # One round untimed: a warm-up, and the estimate that sizes the run.
+            start = perf_counter()
+            timed()
+            elapsed = perf_counter() - start
+            _expect(drain, per_round)
+            budget = float(pytestconfig.getoption("benchmark_max_time"))
+            rounds = math.ceil(budget / max(elapsed, 1e-9))
+            rounds = min(
+                max(rounds, int(pytestconfig.getoption("benchmark_min_rounds"))),
+                MAX_SUBSCRIBED_ROUNDS,
+            )
 
-def test_frame_tickpub(benchmark: Any, conn: tickpub.Connection) -> None:
-    fn = lambda: conn.publish(CHANNEL, FRAME)  # noqa: E731
-    run(benchmark, "frame-tickpub", "frame-16MiB", fn, units=FRAME_MB)
+        sent = 0
+
+        def catch_up() -> None:
+            nonlocal sent
+            _expect(drain, sent)
+            sent = per_round
+
+        ratios.start(benchmark, case)
+        benchmark.pedantic(timed, setup=catch_up, rounds=rounds)
+        _expect(drain, per_round)
+        ratios.add(benchmark, case)
+    finally:
+        operation.close()
 
 
 PEAK_RSS_SCRIPT = textwrap.dedent(
@@ -160,24 +155,31 @@ PEAK_RSS_SCRIPT = textwrap.dedent(
     conn = tickpub.connect(sys.argv[1])
     frame = {"frame": np.random.default_rng(0).random(2 * 1024 * 1024)}
     for _ in range(3):
-        conn.publish("bench", frame)
+        conn.publish("tickpub-bench-alone", frame)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(10):
-        conn.publish("bench", frame)
+        conn.publish("tickpub-bench-alone", frame)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(after - before)
     """
 )
 
 
-def test_frame_peak_memory(url: str) -> None:
-    """Publishing a 16 MiB frame adds less than 2 MiB to the peak RSS."""
+def test_frame_peak_memory(server_url: str, ratios: Ratios) -> None:
+    """Publishing a 16 MiB frame adds less than 2 MiB to the peak RSS.
+
+    A fresh process measures it: in this one, earlier benchmarks have already set
+    the peak.
+    """
     out = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS_SCRIPT, url],
+        [sys.executable, "-c", PEAK_RSS_SCRIPT, server_url],
         capture_output=True,
         text=True,
         check=True,
     )
     growth_kib = int(out.stdout.strip())
-    print(f"peak RSS growth publishing a 16 MiB frame: {growth_kib} KiB")
+    ratios.note(
+        f"peak RSS growth publishing a 16 MiB frame 10 times: {growth_kib} KiB "
+        "(limit < 2048 KiB)"
+    )
     assert growth_kib < 2048
