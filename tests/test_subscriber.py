@@ -125,6 +125,22 @@ def test_tickpub_publisher_to_subscriber(default_server: str) -> None:
     assert_same(got, data)
 
 
+def test_one_url_with_native_options_serves_publisher_and_subscriber(
+    redis_url: str,
+) -> None:
+    # redis-py refuses options it does not know: the subscriber leaves them out.
+    url = f"{redis_url}?busy_poll=0&retry_attempts=2&retry_backoff=0.01"
+    tickpub.configure(url)
+    try:
+        name = channel()
+        with recorder([name]) as subscriber:
+            assert tickpub.Publisher(channel_name=name).publish({"n": 1}) == 1
+            poll(subscriber, 1, subscriber)
+        assert subscriber.handled() == [(name, {"n": 1})]
+    finally:
+        tickpub.configure()
+
+
 def test_patterns_deliver_the_actual_channel(
     default_server: str, redis_client: redis.Redis
 ) -> None:

@@ -1,7 +1,7 @@
 """The process's default server: where publishers and subscribers go unless told.
 
 The default is ``REDIS_URL`` (read when the first connection is made, not at import),
-or ``redis://localhost:6379/0`` when it is unset, until :func:`configure` names
+or ``redis://127.0.0.1:6379/0`` when it is unset, until :func:`configure` names
 another. The native connection is opened lazily on the first publish and shared by
 every publisher without a connection of its own; it is dropped in a child process
 after ``fork()``, so the child opens its own on its first publish.
@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
 from tickpub._native import Connection, connect
 
-FALLBACK_URL = "redis://localhost:6379/0"
+FALLBACK_URL = "redis://127.0.0.1:6379/0"
 
 # Options of tickpub.connect that redis-py's client takes under the same name.
 _REDIS_PY_OPTIONS = (
@@ -29,6 +30,9 @@ _REDIS_PY_OPTIONS = (
     "socket_timeout",
 )
 _REDIS_PY_SSL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+# Options of tickpub.connect that redis-py does not know: left out of the URL's query
+# too, so that one REDIS_URL serves both.
+_NATIVE_ONLY_OPTIONS = frozenset({"retry_attempts", "retry_backoff", "busy_poll"})
 
 _lock = threading.Lock()
 _url: str | None = None
@@ -44,7 +48,7 @@ def configure(url: str | None = None, **options: Any) -> None:
 
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL. None means ``REDIS_URL``,
-            or ``redis://localhost:6379/0`` when that is unset.
+            or ``redis://127.0.0.1:6379/0`` when that is unset.
         **options: Options of :func:`tickpub.connect` (``username``, ``password``,
             ``db``, ``client_name``, timeouts, TLS files, retries).
 
@@ -85,18 +89,33 @@ def default_connection() -> Connection:
 def redis_client(url: str | None = None, **options: Any) -> redis.Redis:
     """A redis-py client for ``url`` (default: the default server) and its options.
 
-    Options that only the native connection understands (the retry settings) are
-    left out; TLS options are passed only for a ``rediss://`` URL, as redis-py
+    Options that only the native connection understands (``retry_attempts``,
+    ``retry_backoff``, ``busy_poll``), as keywords or in the URL's query, are left
+    out; TLS options are passed only for a ``rediss://`` URL, as redis-py
     refuses them otherwise.
     """
     if url is None:
         url, options = default_url(), {**_options, **options}
+    url = _without_native_options(url)
     kwargs = {key: options[key] for key in _REDIS_PY_OPTIONS if key in options}
     if url.startswith("rediss://"):
         kwargs.update(
             (key, options[key]) for key in _REDIS_PY_SSL_OPTIONS if key in options
         )
     return redis.Redis.from_url(url, **kwargs)
+
+
+def _without_native_options(url: str) -> str:
+    """``url`` without the query options only the native connection understands."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in _NATIVE_ONLY_OPTIONS
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _forget_after_fork() -> None:
