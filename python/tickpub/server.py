@@ -285,7 +285,10 @@ def _start_once(
         def preexec() -> None:
             _die_with_parent(parent)
 
-    # Output before the log file opens (bad options, say) goes to server.out.
+    # Output before the log file opens (bad options, say) goes to server.out. The
+    # server gets a process group of its own, so that a Ctrl-C typed at the terminal
+    # reaches Python, which stops it, and not the server directly, which would quit
+    # while clients are still reading from it.
     with open(os.path.join(workdir.name, "server.out"), "wb") as output:
         process = subprocess.Popen(
             args,
@@ -294,6 +297,7 @@ def _start_once(
             stderr=subprocess.STDOUT,
             preexec_fn=preexec,
             cwd=workdir.name,
+            process_group=0,
         )
     server = RedisServer(process, binary, port, socket_path, workdir, socket_dir)
     deadline = time.monotonic() + _START_TIMEOUT
