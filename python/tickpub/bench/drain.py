@@ -47,9 +47,10 @@ class _ParentGone(Exception):
 
 
 def _subscribe(
-    url: str, channel: str, alive: Callable[[], bool]
+    client: redis.Redis, channel: str, alive: Callable[[], bool]
 ) -> redis.client.PubSub:
-    client = redis.Redis.from_url(url)
+    # The caller keeps the client: once it is collected, redis-py disconnects its
+    # pool, and the subscription's socket with it.
     pubsub: redis.client.PubSub = client.pubsub()  # type: ignore[no-untyped-call]
     pubsub.subscribe(channel)
     while pubsub.get_message(timeout=_IDLE_POLL) is None:
@@ -110,7 +111,8 @@ def _serve(url: str, channel: str, parent: int) -> None:
     def alive() -> bool:
         return os.getppid() == parent
 
-    pubsub = _subscribe(url, channel, alive)
+    client = redis.Redis.from_url(url)
+    pubsub = _subscribe(client, channel, alive)
     payloads = _hiredis_payloads(pubsub, alive) or _redis_py_payloads(pubsub, alive)
     print("ready", flush=True)
 
@@ -137,7 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve(url, channel, int(parent))
     except (_ParentGone, KeyboardInterrupt):
         return 0
-    except (redis.ConnectionError, OSError):
+    except (redis.ConnectionError, OSError) as err:
+        print(
+            f"disconnected from the server ({err}); a server drops a subscriber "
+            "whose output buffer passes its pubsub client-output-buffer-limit",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
