@@ -10,7 +10,10 @@ import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
+from tickpub import ConnectionError as TickpubConnectionError
 from tickpub import __version__
+from tickpub import demo as _demo
+from tickpub.bench import command as _bench
 from tickpub.server import ServerNotFoundError, ServerStartError, start_server
 
 
@@ -62,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--unix-socket", action="store_true", help="also listen on a unix socket"
     )
     server.set_defaults(func=_cmd_server)
+    _demo.register(commands)
+    _bench.add_bench_command(commands)
     return parser
 
 
@@ -70,7 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except (CliError, ServerNotFoundError, ServerStartError) as err:
+    except (
+        CliError,
+        ServerNotFoundError,
+        ServerStartError,
+        _demo.DemoError,
+        _bench.BenchError,
+        TickpubConnectionError,
+    ) as err:
         print(f"tickpub: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
