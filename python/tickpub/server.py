@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tickpub._process import stop_process
+
 __all__ = [
     "RedisServer",
     "ServerNotFoundError",
@@ -171,13 +173,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server and remove its directory. Safe to call twice."""
         _RUNNING.discard(self)
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         with contextlib.suppress(OSError):
             self._workdir.cleanup()
             if self._socket_dir is not None:

@@ -30,6 +30,8 @@ from types import TracebackType
 import redis
 import redis.client
 
+from tickpub._process import stop_process
+
 __all__ = ["Drain", "DrainError"]
 
 SYNC_MARKER = b"tickpub-bench-sync "
@@ -254,13 +256,7 @@ class Drain:
 
     def stop(self) -> None:
         """Stop the process. Safe to call twice."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._stderr.close()

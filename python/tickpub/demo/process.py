@@ -14,6 +14,8 @@ import time
 from types import TracebackType
 from typing import IO, Any
 
+from tickpub._process import stop_process
+
 __all__ = ["DemoError", "SubscriberProcess"]
 
 _START_TIMEOUT = 30.0
@@ -158,13 +160,7 @@ class SubscriberProcess:
 
     def stop(self) -> None:
         """Stop the process (terminate, then kill) and close its files; idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, _STOP_TIMEOUT)
         self._reader.join(timeout=_STOP_TIMEOUT)
         if self.process.stdout is not None:
             self.process.stdout.close()
