@@ -218,8 +218,8 @@ def test_a_path_whose_module_is_missing_is_skipped_with_a_reason(
         (["--payload", "tick", "nope"], ["unknown payload nope", "array-16m"]),
         (["--path", "encode/nope"], ["unknown path encode/nope", "batch/raw-socket"]),
         (["--subscriber", "some"], ["--subscriber"]),
-        (["--budget", "0"], ["--budget", "above zero"]),
-        (["--rounds", "two"], ["--rounds", "not a number"]),
+        (["--budget", "0"], ["--budget", "above 0"]),
+        (["--rounds", "two"], ["--rounds", "not a whole number"]),
         (["--url", "http://localhost"], ["--url", "redis://"]),
     ],
 )

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 import tickpub
+from tickpub._argtypes import positive_number, whole_number
 from tickpub.bench import plot, report
 from tickpub.bench.paths import KINDS, path_ids, select_paths
 from tickpub.bench.payloads import payload_names, select_payloads
@@ -64,19 +65,6 @@ def _path_selector(value: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(value: str) -> int | float:
-        try:
-            number = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-        if number <= 0:
-            raise argparse.ArgumentTypeError(f"{value} is not above zero")
-        return number
-
-    return parse
 
 
 def add_bench_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -134,14 +122,14 @@ def add_bench_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     bench.add_argument(
         "--budget",
-        type=_positive(float),
+        type=positive_number,
         metavar="SECONDS",
         help=f"timed seconds per measurement (default {FULL.budget}, "
         f"{QUICK.budget} with --quick)",
     )
     bench.add_argument(
         "--rounds",
-        type=_positive(int),
+        type=whole_number(1),
         metavar="N",
         help=f"timed rounds per measurement (default {FULL.rounds}, "
         f"{QUICK.rounds} with --quick)",

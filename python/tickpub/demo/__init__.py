@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tickpub._argtypes import positive_number, whole_number
 from tickpub.demo.process import DemoError
 from tickpub.demo.run import run
 
@@ -28,32 +29,6 @@ __all__ = ["DemoError", "register", "run"]
 
 _MAX_SYMBOLS = 10_000
 _MAX_DEPTH = 10_000
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
-    return value
-
-
-def _whole(low: int, high: int | None = None) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a whole number"
-            ) from None
-        if value < low or (high is not None and value > high):
-            limits = f"at least {low}" if high is None else f"from {low} to {high}"
-            raise argparse.ArgumentTypeError(f"must be {limits}, not {text}")
-        return value
-
-    return parse
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -76,19 +51,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     demo.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_number,
         default=1000.0,
         help="ticks per second over all symbols (default: 1000)",
     )
     demo.add_argument(
         "--symbols",
-        type=_whole(1, _MAX_SYMBOLS),
+        type=whole_number(1, _MAX_SYMBOLS),
         default=8,
         help="number of symbols, each with a tick and a book channel (default: 8)",
     )
     demo.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive_number,
         default=None,
         help="seconds to publish (default: until Ctrl-C)",
     )
@@ -100,13 +75,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     demo.add_argument(
         "--book-depth",
-        type=_whole(1, _MAX_DEPTH),
+        type=whole_number(1, _MAX_DEPTH),
         default=10,
         help="price levels per side in each order book (default: 10)",
     )
     demo.add_argument(
         "--seed",
-        type=_whole(0),
+        type=whole_number(0),
         default=0,
         help="seed of the price walk (default: 0)",
     )
