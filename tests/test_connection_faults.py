@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 import redis
 
 import tickpub
+from tests._faults import paused, resumed_by_watchdog
 from tests._pubsub import Subscriber
 from tests.conftest import ServerFactory
+from tests.tls_proxy import ForwardingProxy
 
 SECRET = "s3cret-Pa55word"
 
@@ -224,3 +232,168 @@ def test_password_never_logged(
     assert all(SECRET not in str(r.args) for r in caplog.records)
     assert SECRET not in str(info.value)
     assert SECRET not in repr(conn)
+
+
+def test_read_timeout_while_the_server_is_paused(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    conn = tickpub.connect(server.url, socket_timeout=0.3)
+    with Subscriber(server.url, "slow") as sub:
+        with paused(server), pytest.raises(tickpub.ConnectionError) as info:
+            conn.publish_bytes("slow", b"sent")
+        assert info.value.kind == "timeout"
+        # The command was written before the wait for its reply timed out.
+        assert info.value.retry_safe is False
+        # ...and the resumed server did publish it: resending would duplicate it.
+        assert sub.receive(1) == [b"sent"]
+
+        # The late reply is not taken for the reply of a later command.
+        assert conn.ping() is True
+        assert conn.publish_bytes("slow", b"after") == 1
+        assert sub.receive(2, timeout=1) == [b"after"]
+    stats = conn.stats()
+    assert stats["errors"] == 1
+    assert stats["reconnects"] == 1
+    assert stats["messages"] == 1
+
+
+def test_write_timeout_while_the_server_is_paused(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    conn = tickpub.connect(server.url, socket_timeout=0.3)
+    # Far more than the loopback socket buffers hold, so the write itself blocks.
+    payload = b"\0" * (64 * 1024 * 1024)
+    with Subscriber(server.url, "stuck") as sub:
+        with paused(server), pytest.raises(tickpub.ConnectionError) as info:
+            conn.publish_bytes("stuck", payload)
+        assert info.value.kind == "timeout"
+        # Part of the command was written.
+        assert info.value.retry_safe is False
+        assert conn.publish_bytes("stuck", b"small") == 1
+        assert sub.receive(2, timeout=2) == [b"small"]
+    assert conn.stats()["reconnects"] == 1
+    conn.close()
+
+
+def test_connect_timeout_bounds_the_handshake(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    # The kernel still accepts the TCP connection; the handshake gets no reply.
+    with paused(server), pytest.raises(tickpub.ConnectionError) as info:
+        tickpub.connect(server.url, socket_connect_timeout=0.3)
+    assert info.value.kind == "timeout"
+    assert info.value.retry_safe is True
+    with tickpub.connect(server.url, socket_connect_timeout=0.3) as conn:
+        assert conn.ping()
+
+
+@pytest.fixture
+def plain_proxy(redis_url: str) -> Iterator[ForwardingProxy]:
+    """A plain TCP proxy in front of the session's server."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "redis" or parts.hostname is None:
+        pytest.skip(f"the proxy forwards to a redis:// TCP server, not {redis_url}")
+    with ForwardingProxy((parts.hostname, parts.port or 6379)) as proxy:
+        yield proxy
+
+
+NOT_RESP = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+
+
+def test_reply_that_is_not_resp_during_connect_is_a_protocol_error(
+    plain_proxy: ForwardingProxy,
+) -> None:
+    plain_proxy.replace_replies = NOT_RESP
+    with pytest.raises(tickpub.ConnectionError) as info:
+        tickpub.connect(f"redis://127.0.0.1:{plain_proxy.port}/0")
+    assert info.value.kind == "protocol"
+
+
+def test_reply_that_is_not_resp_to_publish_is_a_protocol_error(
+    plain_proxy: ForwardingProxy, redis_url: str
+) -> None:
+    channel = f"garbled-{uuid.uuid4().hex}"
+    conn = tickpub.connect(f"redis://127.0.0.1:{plain_proxy.port}/0")
+    with Subscriber(redis_url, channel) as sub:
+        assert conn.publish_bytes(channel, b"clean") == 1
+        plain_proxy.replace_replies = NOT_RESP
+        with pytest.raises(tickpub.ConnectionError) as info:
+            conn.publish_bytes(channel, b"garbled")
+        assert info.value.kind == "protocol"
+        assert info.value.retry_safe is False
+
+        plain_proxy.replace_replies = None
+        assert conn.publish_bytes(channel, b"again") == 1
+        assert sub.receive(3) == [b"clean", b"garbled", b"again"]
+    assert conn.stats()["reconnects"] == 1
+    conn.close()
+
+
+def test_gil_is_released_while_publish_waits_for_the_reply(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    conn = tickpub.connect(server.url)
+    waiting = threading.Event()
+    results: list[object] = []
+
+    def publish() -> None:
+        waiting.set()
+        try:
+            results.append(conn.publish_bytes("gil", b"x"))
+        except BaseException as err:
+            results.append(err)
+
+    thread = threading.Thread(target=publish, name="blocked-publish")
+    with resumed_by_watchdog(server, after=10):
+        try:
+            with paused(server):
+                thread.start()
+                assert waiting.wait(timeout=30)
+                # This thread runs Python while the other one waits in publish only
+                # if that call released the GIL; held, nothing here would run until
+                # the watchdog resumed the server and the call returned.
+                time.sleep(0.2)
+                still_waiting = thread.is_alive()
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+            if thread.ident is not None:
+                thread.join(timeout=30)
+    assert still_waiting
+    assert not thread.is_alive()
+    assert results == [0]
+
+
+@pytest.mark.parametrize("batch", [1, 5, 2500])
+def test_publish_many_refused_by_acl_leaves_the_connection_usable(
+    server_factory: ServerFactory, batch: int
+) -> None:
+    server = server_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "ticker",
+        enabled=True,
+        passwords=["+pw"],
+        channels=["ok*"],
+        commands=["+@all"],
+    )
+    admin.close()
+    conn = tickpub.connect(server.url, username="ticker", password="pw")
+    with (
+        Subscriber(server.url, "denied") as denied,
+        Subscriber(server.url, "ok-1") as ok,
+    ):
+        with pytest.raises(tickpub.ServerError) as info:
+            conn.publish_many("denied", [{"i": i} for i in range(batch)])
+        assert info.value.code == "NOPERM"
+
+        # Every reply of the refused batch was read: the next ones are the right ones.
+        assert conn.publish("ok-1", {"after": True}) == 1
+        assert conn.publish_many("ok-1", [{"n": 1}, {"n": 2}]) == [1, 1]
+        assert conn.ping() is True
+        assert len(ok.receive(3)) == 3
+        assert denied.nothing_more()
+    stats = conn.stats()
+    assert stats["errors"] == 1
+    assert stats["messages"] == 3
+    assert stats["reconnects"] == 0
+    conn.close()

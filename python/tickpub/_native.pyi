@@ -45,7 +45,8 @@ class ConnectionError(TickpubError, builtins.ConnectionError):
 
     Attributes:
         kind: 'refused', 'timeout', 'dropped', 'auth', 'tls', 'protocol' or 'config'.
-        retry_safe: True when no byte of the failed command reached the server.
+        retry_safe: True when no byte of the failed command reached the server, and
+            for every failure to connect (nothing was published yet).
     """
 
     kind: str
@@ -261,7 +262,8 @@ def connect(
         TypeError: an unknown option, or an option of the wrong type.
         ConnectionError: kind ``'config'`` for an invalid URL or option value (the
             ssl options need a ``rediss://`` URL), ``'refused'``, ``'timeout'``,
-            ``'auth'`` or ``'tls'`` when connecting fails.
+            ``'auth'``, ``'tls'`` or ``'protocol'`` (the server's answers are not
+            RESP) when connecting fails.
     """
 
 def packb(obj: object, /) -> bytes:
