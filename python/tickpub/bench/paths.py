@@ -7,9 +7,10 @@ Three kinds, each with a pure-Python baseline that its ratios are taken against:
   (the baseline) is ``msgpack_numpy.packb``, the function ``msgpack_numpy.patch()``
   installs as ``msgpack.packb`` and popoto calls, which builds a ``Packer`` per
   call; ``ormsgpack`` is a speed reference writing another format.
-- ``publish``: one message per call. ``tickpub`` is :meth:`tickpub.Connection.publish`;
-  ``popoto`` (the baseline) encodes with msgpack-numpy and publishes with redis-py,
-  as popoto's ``Publisher`` does.
+- ``publish``: one message per call. ``tickpub`` is
+  :meth:`tickpub.Connection.publish`, ``tickpub-sleeping`` the same with
+  ``busy_poll=0``; ``popoto`` (the baseline) encodes with msgpack-numpy and publishes
+  with redis-py, as popoto's ``Publisher`` does.
 - ``batch``: one batch per call. ``tickpub`` is
   :meth:`tickpub.Connection.publish_many`; ``redis-py-pipeline`` (the baseline) queues
   the encoded messages on a redis-py pipeline without a transaction; ``raw-socket``
@@ -29,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 import msgpack_numpy
 import redis
 
-from tickpub import Connection, packb
+from tickpub import Connection, connect, packb
 from tickpub.bench.payloads import Message, Payload
 
 __all__ = [
@@ -267,6 +268,14 @@ def _publish_tickpub(payload: Payload, target: Target | None) -> Operation:
     return Operation(t.connection.publish, (t.channel, payload.message()))
 
 
+def _publish_tickpub_sleeping(payload: Payload, target: Target | None) -> Operation:
+    t = _target(target)
+    connection = connect(t.url, busy_poll=0)
+    return Operation(
+        connection.publish, (t.channel, payload.message()), close=connection.close
+    )
+
+
 def _publish_popoto(payload: Payload, target: Target | None) -> Operation:
     t = _target(target)
     return Operation(popoto_publish, (t.client, t.channel, payload.message()))
@@ -309,6 +318,14 @@ PATHS: tuple[BenchPath, ...] = (
         "a speed reference whose bytes popoto cannot read",
     ),
     BenchPath("publish", "tickpub", "Connection.publish", _publish_tickpub),
+    BenchPath(
+        "publish",
+        "tickpub-sleeping",
+        "Connection.publish with busy_poll=0",
+        _publish_tickpub_sleeping,
+        note="tickpub-sleeping waits for each reply asleep in the kernel instead of "
+        "polling for it first (busy_poll=0): what the polling saves",
+    ),
     BenchPath(
         "publish", "popoto", "msgpack-numpy, then redis-py publish", _publish_popoto
     ),
