@@ -21,13 +21,14 @@ from tickpub.bench.drain import Drain
 from tickpub.bench.paths import Target
 from tickpub.server import redis_server
 
-# pytest-benchmark's default rounds (at least 5 µs) hold a single call of a
-# sub-microsecond encoder, so every time it reports carries the timer's own cost of a
-# few hundred nanoseconds, which squeezes the ratios between fast paths towards 1.
-# Unless the command line sets --benchmark-min-time, a round lasts at least this long
-# and repeats the call within it.
+# pytest-benchmark's defaults suit slow functions. Its rounds (at least 5 µs) hold a
+# single call of a sub-microsecond encoder, so every time it reports carries the
+# timer's own cost of tens of nanoseconds; and it sizes its rounds by the first call,
+# which for a path not yet warm can take long enough to make every round one call.
+# Unless the command line chooses otherwise, rounds last at least MIN_ROUND_SECONDS and
+# each benchmark first runs WARMUP_CALLS calls (within --benchmark-max-time).
 MIN_ROUND_SECONDS = 0.0002
-_PLUGIN_DEFAULT_MIN_TIME = 0.000005
+WARMUP_CALLS = 100
 
 ALONE_CHANNEL = "tickpub-bench-alone"
 SUBSCRIBED_CHANNEL = "tickpub-bench-subscribed"
@@ -37,10 +38,14 @@ PUBSUB_BUFFER_LIMIT = "pubsub 512mb 256mb 60"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Lengthen pytest-benchmark's rounds unless the command line chose their length."""
-    chosen = float(config.getoption("benchmark_min_time"))
-    if chosen == _PLUGIN_DEFAULT_MIN_TIME:
+    """Lengthen pytest-benchmark's rounds and warm each path up, unless the command
+    line chose."""
+    given = {arg.split("=")[0] for arg in config.invocation_params.args}
+    if "--benchmark-min-time" not in given:
         config.option.benchmark_min_time = MIN_ROUND_SECONDS
+    if not given & {"--benchmark-warmup", "--benchmark-warmup-iterations"}:
+        config.option.benchmark_warmup = True
+        config.option.benchmark_warmup_iterations = WARMUP_CALLS
 
 
 @pytest.fixture(scope="session")
