@@ -293,7 +293,7 @@ def _start_once(
             stderr=subprocess.STDOUT,
             preexec_fn=preexec,
             cwd=workdir.name,
-            process_group=0,
+            process_group=0 if os.name == "posix" else None,
         )
     server = RedisServer(process, binary, port, socket_path, workdir, socket_dir)
     deadline = time.monotonic() + _START_TIMEOUT

@@ -20,17 +20,14 @@ from __future__ import annotations
 import os
 import select
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
 
 import redis
 import redis.client
 
-from tickpub._process import stop_process
+from tickpub._process import PythonChild
 
 __all__ = ["Drain", "DrainError"]
 
@@ -151,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class Drain:
+class Drain(PythonChild):
     """The subscriber process, subscribed once the constructor returns.
 
     Use it as a context manager, or call :meth:`stop`: the process is terminated
@@ -174,15 +171,7 @@ class Drain:
         self.client = client
         self._sequence = 0
         self._buffer = b""
-        # Closed by stop(), which every path out of this constructor calls on error.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        command = [sys.executable, "-m", "tickpub.bench.drain"]
-        self.process = subprocess.Popen(
-            [*command, url, channel, str(os.getpid())],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
+        super().__init__("tickpub.bench.drain", [url, channel, str(os.getpid())])
         try:
             line = self._readline(_START_TIMEOUT)
         except TimeoutError:
@@ -232,8 +221,7 @@ class Drain:
                 return int(received)
 
     def _readline(self, timeout: float) -> str:
-        stdout = self.process.stdout
-        assert stdout is not None
+        stdout = self.stdout
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
@@ -242,35 +230,12 @@ class Drain:
                 raise TimeoutError("no answer from the subscriber process")
             chunk = os.read(stdout.fileno(), 4096)
             if not chunk:
-                raise DrainError(f"the subscriber process exited: {self._errors()}")
+                raise DrainError(
+                    f"the subscriber process exited: {self.exit_summary()}"
+                )
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode().strip()
-
-    def _errors(self) -> str:
-        self.process.poll()
-        self._stderr.seek(0)
-        text = self._stderr.read().decode(errors="replace").strip()
-        last = text.splitlines()[-1] if text else "no output"
-        return f"status {self.process.returncode}, {last}"
-
-    def stop(self) -> None:
-        """Stop the process. Safe to call twice."""
-        stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._stderr.close()
-
-    def __enter__(self) -> Drain:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

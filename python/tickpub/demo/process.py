@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import queue
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from types import TracebackType
 from typing import IO, Any
 
-from tickpub._process import stop_process
+from tickpub._process import PythonChild, stop_process
 
 __all__ = ["DemoError", "SubscriberProcess"]
 
@@ -26,7 +22,7 @@ class DemoError(Exception):
     """The demo cannot run or cannot go on; printed as one line by the CLI."""
 
 
-class SubscriberProcess:
+class SubscriberProcess(PythonChild):
     """``python -m tickpub.demo.subscriber``, subscribed once the constructor returns.
 
     The process runs in a process group of its own, so a Ctrl-C typed in the
@@ -34,9 +30,9 @@ class SubscriberProcess:
     are read by a thread and handed out by :meth:`next_event`; its stderr goes to a
     temporary file, quoted when it fails.
 
-    Attributes:
-        process: the subscriber process.
     """
+
+    stop_timeout = _STOP_TIMEOUT
 
     def __init__(self, url: str, prefix: str, symbols: int, depth: int) -> None:
         """Start the process and wait until it is subscribed.
@@ -50,28 +46,18 @@ class SubscriberProcess:
         Raises:
             DemoError: the process failed, or was not subscribed within 30 s.
         """
-        # Closed by stop(), which every path out of this constructor calls on error.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        # The process shares the file's offset: appending, its writes never land
-        # over what was there when this process seeks back to read.
-        flags = fcntl.fcntl(self._stderr.fileno(), fcntl.F_GETFL)
-        fcntl.fcntl(self._stderr.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-        self.process = subprocess.Popen(
+        super().__init__(
+            "tickpub.demo.subscriber",
             [
-                *(sys.executable, "-m", "tickpub.demo.subscriber"),
                 *("--prefix", prefix, "--symbols", str(symbols)),
                 *("--depth", str(depth), "--parent", str(os.getpid())),
             ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
             env={**os.environ, "REDIS_URL": url},
-            process_group=0,
+            own_process_group=True,
         )
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        assert self.process.stdout is not None
         self._reader = threading.Thread(
-            target=self._read, args=(self.process.stdout,), daemon=True
+            target=self._read, args=(self.stdout,), daemon=True
         )
         self._reader.start()
 
@@ -132,15 +118,11 @@ class SubscriberProcess:
             self.process.wait(timeout=_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             return "its output closed but it is still running"
-        self._stderr.seek(0)
-        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-        last = lines[-1] if lines else "no error output"
-        return f"status {self.process.returncode}, {last}"
+        return self.exit_summary()
 
     def warnings(self) -> list[str]:
         """The lines the subscriber wrote to stderr so far."""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace").splitlines()
+        return self.stderr_lines()
 
     def wait(self, timeout: float) -> bool:
         """Wait for the process to exit on its own.
@@ -162,17 +144,4 @@ class SubscriberProcess:
         """Stop the process (terminate, then kill) and close its files; idempotent."""
         stop_process(self.process, _STOP_TIMEOUT)
         self._reader.join(timeout=_STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._stderr.close()
-
-    def __enter__(self) -> SubscriberProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
