@@ -1,8 +1,8 @@
 //! Python objects to msgpack-numpy bytes, identical to
 //! `msgpack.packb(obj, default=msgpack_numpy.encode)`.
 //!
-//! [`encode`] produces an [`Encoded`] message whose large array buffers are borrowed,
-//! not copied; [`packb`] copies it once into a `bytes`. Nothing is written anywhere
+//! [`encode_into`] fills an [`Encoded`] message whose large array buffers are
+//! borrowed, not copied; [`packb`] copies it once into a `bytes`. Nothing is written anywhere
 //! until the whole value has been encoded, so a value that cannot be encoded raises
 //! before a single byte leaves the process.
 
@@ -137,15 +137,9 @@ fn msgpack_types_if_imported(py: Python<'_>) -> PyResult<Option<&'static Msgpack
     Ok(Some(types))
 }
 
-/// Encodes `obj` completely, borrowing large array buffers.
-pub fn encode(obj: &Bound<'_, PyAny>) -> Result<Encoded, Error> {
-    let mut message = Encoded::with_buffer(Vec::with_capacity(64));
-    encode_into(obj, &mut message)?;
-    Ok(message)
-}
-
-/// [`encode`], into `message`, which must be empty (new, or [`Encoded::reset`]), so
-/// that callers can reuse its buffers.
+/// Encodes `obj` completely into `message`, borrowing large array buffers. The
+/// message must be empty (new, or [`Encoded::reset`]), so that callers can reuse its
+/// buffers.
 pub fn encode_into(obj: &Bound<'_, PyAny>, message: &mut Encoded) -> Result<(), Error> {
     value::Encoder::new(obj.py(), message)
         .value(obj, 0)
