@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -396,4 +397,33 @@ def test_publish_many_refused_by_acl_leaves_the_connection_usable(
     assert stats["errors"] == 1
     assert stats["messages"] == 3
     assert stats["reconnects"] == 0
+    conn.close()
+
+
+def test_a_batch_cut_off_mid_way_keeps_what_the_server_confirmed(
+    plain_proxy: ForwardingProxy, redis_url: str
+) -> None:
+    # publish_many writes 1000 frames, reads their replies, then writes the next
+    # 1000. The connection drops once the first chunk's replies are through: those
+    # messages are published and counted; of the second chunk some, all or none
+    # reached the server; the third is never written.
+    channel = f"cut-{uuid.uuid4().hex}"
+    conn = tickpub.connect(f"redis://127.0.0.1:{plain_proxy.port}/0")
+    with Subscriber(redis_url, channel) as sub:
+        plain_proxy.reply_budget = 1000 * len(b":1\r\n")
+        with pytest.raises(tickpub.ConnectionError) as info:
+            conn.publish_many(channel, [{"n": n} for n in range(2500)])
+        assert info.value.retry_safe is False
+        assert conn.stats()["messages"] == 1000
+
+        plain_proxy.reply_budget = None
+        assert conn.publish(channel, {"n": "after"}) == 1
+        received: list[dict[str, Any]] = []
+        while not received or received[-1] != {"n": "after"}:
+            [payload] = sub.receive(1)
+            received.append(tickpub.unpackb(payload))
+    numbers = [message["n"] for message in received[:-1]]
+    assert numbers == list(range(len(numbers)))
+    assert 1000 <= len(numbers) <= 2000
+    assert conn.stats()["reconnects"] == 1
     conn.close()

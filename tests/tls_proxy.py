@@ -65,6 +65,9 @@ class ForwardingProxy:
             read it with :meth:`wait_for_handshake_errors`.
         replace_replies: when not None, every chunk the upstream server sends is
             dropped and this is sent to the client instead.
+        reply_budget: when not None, how many more bytes from the upstream server
+            reach the client; once they are spent and sent, the proxy drops the
+            connection, as a server or a network that fails mid-stream would.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class ForwardingProxy:
         self.accepted = 0
         self.handshake_errors: list[str] = []
         self.replace_replies: bytes | None = None
+        self.reply_budget: int | None = None
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.setblocking(False)
         self.port: int = self._listener.getsockname()[1]
@@ -229,6 +233,8 @@ class ForwardingProxy:
                 not upstream_open and not to_client
             ):
                 return
+            if self.reply_budget == 0 and not to_client:
+                return
             readers = []
             if client_open and len(to_upstream) < _BUFFER_LIMIT:
                 readers.append(client)
@@ -263,7 +269,13 @@ class ForwardingProxy:
                     upstream_open = False
                 elif data is not None:
                     replacement = self.replace_replies
-                    to_client += data if replacement is None else replacement
+                    if replacement is not None:
+                        data = replacement
+                    budget = self.reply_budget
+                    if budget is not None:
+                        data = data[:budget]
+                        self.reply_budget = budget - len(data)
+                    to_client += data
             if client in writable:
                 _send(client, to_client)
             if upstream in writable:
