@@ -30,8 +30,11 @@ const READ_SIZE: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Link {
     stream: Stream,
+    /// Bytes read from the server: the unparsed ones are `rbuf[rstart..rend]`. The
+    /// buffer is zeroed once and grows only for a reply larger than it.
     rbuf: Vec<u8>,
     rstart: usize,
+    rend: usize,
     /// The largest bulk string the server accepts.
     pub max_bulk_len: u64,
     /// How long to poll for a reply before a sleeping read.
@@ -63,8 +66,9 @@ impl Link {
         let stream = Stream::open(config, tls)?;
         let mut link = Self {
             stream,
-            rbuf: Vec::with_capacity(READ_SIZE),
+            rbuf: vec![0; READ_SIZE],
             rstart: 0,
+            rend: 0,
             max_bulk_len: DEFAULT_MAX_BULK_LEN,
             busy_poll: config.busy_poll,
         };
@@ -163,13 +167,12 @@ impl Link {
 
     fn read_reply(&mut self) -> Result<Reply, ReadError> {
         loop {
-            if self.rstart < self.rbuf.len() {
-                match resp::parse(&self.rbuf[self.rstart..]) {
+            if self.rstart < self.rend {
+                match resp::parse(&self.rbuf[self.rstart..self.rend]) {
                     Ok(Some((reply, used))) => {
                         self.rstart += used;
-                        if self.rstart == self.rbuf.len() {
-                            self.rbuf.clear();
-                            self.rstart = 0;
+                        if self.rstart == self.rend {
+                            (self.rstart, self.rend) = (0, 0);
                         }
                         return Ok(reply);
                     }
@@ -178,14 +181,16 @@ impl Link {
                 }
             }
             if self.rstart > 0 {
-                self.rbuf.drain(..self.rstart);
+                self.rbuf.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
                 self.rstart = 0;
             }
+            if self.rend == self.rbuf.len() {
+                self.rbuf.resize(self.rbuf.len() * 2, 0);
+            }
             self.stream.spin_until_readable(self.busy_poll);
-            let filled = self.rbuf.len();
-            self.rbuf.resize(filled + READ_SIZE, 0);
-            let result = self.stream.read(&mut self.rbuf[filled..]);
-            self.rbuf.truncate(filled + *result.as_ref().unwrap_or(&0));
+            let result = self.stream.read(&mut self.rbuf[self.rend..]);
+            self.rend += *result.as_ref().unwrap_or(&0);
             match result {
                 Ok(0) => return Err(ReadError::Eof),
                 Ok(_) => {}
@@ -324,5 +329,45 @@ impl ReadError {
                 message,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    fn link_to(server: UnixStream) -> Link {
+        Link {
+            stream: Stream::Unix(server),
+            rbuf: vec![0; READ_SIZE],
+            rstart: 0,
+            rend: 0,
+            max_bulk_len: DEFAULT_MAX_BULK_LEN,
+            busy_poll: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn replies_split_across_reads_and_larger_than_the_buffer() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut link = link_to(ours);
+        let big = vec![b'x'; READ_SIZE * 3 + 5];
+
+        let mut sent = format!("${}\r\n", big.len()).into_bytes();
+        sent.extend_from_slice(&big);
+        sent.extend_from_slice(b"\r\n:7\r\n:");
+        let writer = std::thread::spawn(move || {
+            theirs.write_all(&sent).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            theirs.write_all(b"8\r\n").unwrap();
+            theirs
+        });
+
+        assert!(matches!(link.read_reply(), Ok(Reply::Bulk(Some(data))) if data == big));
+        assert!(matches!(link.read_reply(), Ok(Reply::Integer(7))));
+        assert!(matches!(link.read_reply(), Ok(Reply::Integer(8))));
+        drop(writer.join().unwrap());
+        assert!(matches!(link.read_reply(), Err(ReadError::Eof)));
     }
 }

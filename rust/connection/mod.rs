@@ -122,8 +122,14 @@ impl Connection {
         py: Python<'py>,
         values: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
     ) -> PyResult<Vec<Encoded>> {
-        let mut spare = std::mem::take(&mut *self.spare());
-        let mut encoded = Vec::with_capacity(values.size_hint().0);
+        // As many spare messages as the values need, as far as the iterator tells.
+        let wanted = values.size_hint().0.max(1);
+        let mut spare = {
+            let mut pool = self.spare();
+            let keep = pool.len().saturating_sub(wanted);
+            pool.split_off(keep)
+        };
+        let mut encoded = Vec::with_capacity(wanted);
         for value in values {
             let mut message = spare.pop().unwrap_or_default();
             let result = value.and_then(|value| {

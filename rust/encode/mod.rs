@@ -2,9 +2,9 @@
 //! `msgpack.packb(obj, default=msgpack_numpy.encode)`.
 //!
 //! [`encode_into`] fills an [`Encoded`] message whose large array buffers are
-//! borrowed, not copied; [`packb`] copies it once into a `bytes`. Nothing is written anywhere
-//! until the whole value has been encoded, so a value that cannot be encoded raises
-//! before a single byte leaves the process.
+//! borrowed, not copied; [`packb`] copies it once into a `bytes`. Nothing is written
+//! anywhere until the whole value has been encoded, so a value that cannot be encoded
+//! raises before a single byte leaves the process.
 
 pub mod message;
 mod ndarray;
